@@ -1,0 +1,3 @@
+module github.com/starttls/starttls
+
+go 1.26
