@@ -75,3 +75,22 @@ func CertificateProblem(err error) string {
 func ProtocolError(proto, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", proto, fmt.Sprintf(format, args...), ErrProtocol)
 }
+
+// IsTemporary reports whether err, or an error it wraps, says the failure is
+// temporary (an SMTP 4xx reply such as 421 or greylisting, a POP3
+// [SYS/TEMP], a timeout): the server could not be checked now, which is not
+// the same as "no STARTTLS".
+func IsTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	for e := err; e != nil; {
+		if errors.As(e, &t) && t.Temporary() {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
