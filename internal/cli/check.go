@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/check"
+	"github.com/starttls/starttls/lab"
+)
+
+func runCheck(e *env, args []string) int {
+	fs := flagSet("check", e, "check [flags] URL... | check --lab")
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per target (JSON Lines) instead of text")
+	trace := fs.Bool("trace", false, "print the plaintext dialog as it happens (stderr)")
+	noInjection := fs.Bool("no-injection", false, "skip the STARTTLS command-injection probe (one extra connection)")
+	withLab := fs.Bool("lab", false, "start the built-in lab and check every endpoint against what it expects")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if err := cf.validate(); err != nil {
+		fmt.Fprintln(e.stderr, "starttls check:", err)
+		return exitCantRun
+	}
+	if *withLab {
+		if len(pos) > 0 {
+			fmt.Fprintln(e.stderr, "starttls check: --lab takes no URL")
+			return exitCantRun
+		}
+		return checkLab(e, &cf, *asJSON, *noInjection)
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(e.stderr, "starttls check: no target (give a URL such as smtp://mx.example.org, or --lab)")
+		return exitCantRun
+	}
+	var targets []*starttls.Target
+	for _, raw := range pos {
+		t, err := cf.target(raw)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "starttls check:", err)
+			return exitCantRun
+		}
+		targets = append(targets, t)
+	}
+	roots, err := cf.roots()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "starttls check:", err)
+		return exitCantRun
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	worst := exitOK
+	for i, t := range targets {
+		o := &check.Options{Roots: roots, ServerName: cf.serverName, LocalName: cf.ehlo, Source: cf.source, Timeout: cf.timeout, SkipInjection: *noInjection}
+		if *trace {
+			o.Transcript = &starttls.Transcript{Live: e.stderr}
+		}
+		r := check.Run(ctx, t, o)
+		if *asJSON {
+			enc := json.NewEncoder(e.stdout)
+			if err := enc.Encode(r); err != nil {
+				fmt.Fprintln(e.stderr, "starttls check:", err)
+				return exitCantRun
+			}
+		} else {
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			r.WriteText(e.stdout)
+		}
+		if r.Verdict == check.Error {
+			fmt.Fprintf(e.stderr, "starttls check: %s: %s\n", t, r.Error)
+		}
+		worst = max(worst, r.Verdict.ExitCode())
+	}
+	return worst
+}
+
+// checkLab starts the lab, checks every endpoint concurrently and compares
+// the findings with what each endpoint expects.
+func checkLab(e *env, cf *clientFlags, asJSON, noInjection bool) int {
+	l, err := lab.Start(&lab.Options{})
+	if err != nil {
+		fmt.Fprintln(e.stderr, "starttls check:", err)
+		return exitCantRun
+	}
+	defer l.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	reports := make([]*check.Report, len(l.Endpoints))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, ep := range l.Endpoints {
+		t, err := starttls.ParseTarget(ep.URL)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "starttls check:", err)
+			return exitCantRun
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			reports[i] = check.Run(ctx, t, &check.Options{Roots: l.CA.Pool(), LocalName: cf.ehlo, Timeout: cf.timeout, SkipInjection: noInjection})
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return exitCantRun
+	}
+	ok := true
+	type row struct {
+		name, verdict, expect, found string
+		met                          bool
+	}
+	var rows []row
+	for i, ep := range l.Endpoints {
+		r := reports[i]
+		got := ids(r)
+		met := true
+		for _, want := range ep.Expect {
+			if !slices.Contains(got, want) {
+				met = false
+			}
+		}
+		if noInjection && slices.Contains(ep.Expect, "command-injection") {
+			met = true
+		}
+		if !ep.Broken && r.Verdict != check.Pass {
+			met = false
+		}
+		ok = ok && met
+		rows = append(rows, row{ep.Name, string(r.Verdict), strings.Join(ep.Expect, ","), strings.Join(got, ","), met})
+		if asJSON {
+			json.NewEncoder(e.stdout).Encode(struct {
+				Endpoint lab.Endpoint  `json:"endpoint"`
+				Met      bool          `json:"expectations_met"`
+				Report   *check.Report `json:"report"`
+			}{ep, met, r})
+		}
+	}
+	if asJSON {
+		if !ok {
+			return exitFail
+		}
+		return exitOK
+	}
+	for i, r := range reports {
+		fmt.Fprintf(e.stdout, "── %s: %s\n", l.Endpoints[i].Name, l.Endpoints[i].About)
+		r.WriteText(e.stdout)
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintf(e.stdout, "Summary: %d lab endpoints (CA %s)\n\n", len(rows), l.CAFile)
+	fmt.Fprintf(e.stdout, "  %-28s %-7s %-40s %s\n", "ENDPOINT", "VERDICT", "EXPECTED FINDINGS", "CHECK")
+	for _, r := range rows {
+		mark := "ok"
+		if !r.met {
+			mark = "MISSED (found: " + r.found + ")"
+		}
+		exp := r.expect
+		if exp == "" {
+			exp = "(none: correct server)"
+		}
+		fmt.Fprintf(e.stdout, "  %-28s %-7s %-40s %s\n", r.name, r.verdict, exp, mark)
+	}
+	if !ok {
+		fmt.Fprintln(e.stdout, "\nThe checker missed an expected finding: that is a bug, please report it.")
+		return exitFail
+	}
+	fmt.Fprintln(e.stdout, "\nEvery correct endpoint passed and every broken one was caught.")
+	return exitOK
+}
+
+func ids(r *check.Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		if f.Severity != check.Info {
+			out = append(out, f.ID)
+		}
+	}
+	return out
+}

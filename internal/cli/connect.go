@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/dial"
+)
+
+func runConnect(e *env, args []string) int {
+	fs := flagSet("connect", e, "connect [flags] URL")
+	var cf clientFlags
+	cf.register(fs)
+	trace := fs.Bool("trace", false, "show the dialog before the interactive session, with directions and times (stderr)")
+	insecure := fs.Bool("insecure", false, "DANGEROUS: do not verify the certificate chain or name")
+	raw := fs.Bool("raw", false, "send stdin as it is (default: a lone LF becomes CRLF, as the protocols require)")
+	quiet := fs.Bool("quiet", false, "do not print the TLS summary")
+	linger := fs.Duration("linger", 3*time.Second, "after stdin ends, wait this long for the server's last words")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if err := cf.validate(); err != nil {
+		fmt.Fprintln(e.stderr, "starttls connect:", err)
+		return exitCantRun
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(e.stderr, "starttls connect: give exactly one URL, e.g. smtp://127.0.0.1:2525")
+		return exitCantRun
+	}
+	t, err := cf.target(pos[0])
+	if err != nil {
+		fmt.Fprintln(e.stderr, "starttls connect:", err)
+		return exitCantRun
+	}
+	roots, err := cf.roots()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "starttls connect:", err)
+		return exitCantRun
+	}
+	tlsConf := &tls.Config{RootCAs: roots, InsecureSkipVerify: *insecure}
+	tr := &starttls.Transcript{}
+	if *trace {
+		tr.Live = e.stderr
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, cf.timeout)
+	sess, res, err := dial.Dial(dctx, t, &dial.Options{
+		Client: starttls.ClientOptions{TLSConfig: tlsConf, ServerName: cf.serverName, LocalName: cf.ehlo, Transcript: tr},
+		Source: cf.source,
+	})
+	dcancel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "starttls connect: %s: %v\n", t, err)
+		if p := starttls.CertificateProblem(err); p != "" {
+			fmt.Fprintf(e.stderr, "starttls connect: certificate %s; pass --ca FILE to trust a private CA (or --insecure to look anyway)\n", p)
+		}
+		return exitFail
+	}
+	conn := sess.NetConn()
+	defer conn.Close()
+	if !*quiet {
+		printSession(e, res, *insecure)
+	}
+
+	// Server to stdout; stdin to the server.
+	activity := make(chan struct{}, 1)
+	serverDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				e.stdout.Write(buf[:n])
+				select {
+				case activity <- struct{}{}:
+				default:
+				}
+			}
+			if err != nil {
+				serverDone <- err
+				return
+			}
+		}
+	}()
+	stdinDone := make(chan error, 1)
+	go func() { stdinDone <- copyInput(conn, e.stdin, !*raw) }()
+
+	select {
+	case err := <-serverDone:
+		return connectEnd(e, err)
+	case <-ctx.Done():
+		return exitOK
+	case err := <-stdinDone:
+		if err != nil {
+			fmt.Fprintln(e.stderr, "starttls connect:", err)
+			return exitFail
+		}
+	}
+	// stdin is over: wait for the server's answers until it closes or
+	// falls silent.
+	timer := time.NewTimer(*linger)
+	defer timer.Stop()
+	for {
+		select {
+		case err := <-serverDone:
+			return connectEnd(e, err)
+		case <-activity:
+			timer.Reset(*linger)
+		case <-timer.C:
+			return exitOK
+		case <-ctx.Done():
+			return exitOK
+		}
+	}
+}
+
+func connectEnd(e *env, err error) int {
+	if err == nil || errors.Is(err, io.EOF) {
+		return exitOK
+	}
+	fmt.Fprintln(e.stderr, "starttls connect:", err)
+	return exitFail
+}
+
+// copyInput sends stdin line by line; with crlf a line ending in a lone LF is
+// sent with CRLF.
+func copyInput(w io.Writer, r io.Reader, crlf bool) error {
+	if !crlf {
+		_, err := io.Copy(w, r)
+		return err
+	}
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			if strings.HasSuffix(line, "\n") && !strings.HasSuffix(line, "\r\n") {
+				line = line[:len(line)-1] + "\r\n"
+			}
+			if _, werr := io.WriteString(w, line); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func printSession(e *env, res *starttls.Result, insecure bool) {
+	w := e.stderr
+	fmt.Fprintf(w, "--- %s, mode %s", res.Protocol, res.Mode)
+	switch {
+	case res.Mode == starttls.ModeImplicit:
+		fmt.Fprint(w, ", implicit TLS")
+	case res.Upgraded:
+		fmt.Fprintf(w, ", upgraded with STARTTLS (%s)", res.UpgradeReply)
+	default:
+		fmt.Fprint(w, ", PLAINTEXT (not upgraded)")
+	}
+	fmt.Fprintln(w)
+	if st := res.TLS; st != nil {
+		fmt.Fprintf(w, "--- %s, %s, ALPN %q, server name %q\n", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol, st.ServerName)
+		for i, c := range st.PeerCertificates {
+			sum := sha256.Sum256(c.Raw)
+			fmt.Fprintf(w, "--- certificate %d: %s\n      issuer %s\n      valid %s to %s\n      sha256 %x\n", i, c.Subject, c.Issuer, c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly), sum)
+			if i == 0 && len(c.DNSNames)+len(c.IPAddresses) > 0 {
+				var names []string
+				names = append(names, c.DNSNames...)
+				for _, ip := range c.IPAddresses {
+					names = append(names, ip.String())
+				}
+				fmt.Fprintf(w, "      names %s\n", strings.Join(names, ", "))
+			}
+		}
+		if insecure {
+			fmt.Fprintln(w, "--- WARNING: certificate NOT verified (--insecure)")
+		} else {
+			fmt.Fprintln(w, "--- certificate verified: chain and name OK")
+		}
+	}
+	if len(res.CapsAfter) > 0 {
+		fmt.Fprintf(w, "--- capabilities: %s\n", strings.Join(res.CapsAfter, " "))
+	} else if len(res.CapsBefore) > 0 {
+		fmt.Fprintf(w, "--- capabilities: %s\n", strings.Join(res.CapsBefore, " "))
+	}
+	fmt.Fprintln(w, "--- session follows (stdin to server, server to stdout)")
+}
