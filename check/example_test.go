@@ -23,7 +23,9 @@ func ExampleRun() {
 	r := check.Run(context.Background(), target, &check.Options{Roots: l.CA.Pool(), SkipInjection: true})
 	fmt.Println(r.Verdict, r.STARTTLS.Upgraded, r.Cert.Trusted, r.Cert.Expired)
 	for _, f := range r.Findings {
-		fmt.Println(f.Severity, f.ID)
+		if f.Severity != check.Info {
+			fmt.Println(f.Severity, f.ID)
+		}
 	}
 	// Output:
 	// fail true true true
