@@ -279,6 +279,13 @@ func CtxErr(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	// The connection deadline taken from ctx can fire a moment before
+	// ctx itself reports it.
+	var ne net.Error
+	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil && !time.Now().Before(d) &&
+		errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
