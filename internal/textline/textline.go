@@ -284,10 +284,10 @@ func CtxErr(ctx context.Context, err error) error {
 	var ne net.Error
 	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil && !time.Now().Before(d) &&
 		errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%v)", cerr, err)
+		return fmt.Errorf("%w (%w)", cerr, err)
 	}
 	return err
 }
