@@ -95,6 +95,26 @@ func (o *ClientOptions) Helo() string {
 	return LocalName()
 }
 
+// HeloFor returns the name to announce on conn: LocalName when set, else
+// the machine's fully qualified name, else an address literal of conn's
+// local end such as "[192.0.2.1]" (RFC 5321 §4.1.3) — never "localhost",
+// which receiving MTAs treat as a forgery.
+func (o *ClientOptions) HeloFor(conn net.Conn) string {
+	if o != nil && o.LocalName != "" {
+		return o.LocalName
+	}
+	if n := LocalName(); n != "starttls.invalid" {
+		return n
+	}
+	if a, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		if ip4 := a.IP.To4(); ip4 != nil {
+			return "[" + ip4.String() + "]"
+		}
+		return "[IPv6:" + a.IP.String() + "]"
+	}
+	return "starttls.invalid"
+}
+
 // ResolveMode returns the mode in force for conn: ModeAuto resolved from the
 // remote port.
 func (o *ClientOptions) ResolveMode(conn net.Conn) Mode {

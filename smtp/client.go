@@ -219,7 +219,7 @@ func (c *Client) helloVerb() string {
 // STRIPTLS ProtocolDowngradeStripExtendedMode attack: HELO cannot carry
 // STARTTLS, so it is an error.
 func (c *Client) hello(mode starttls.Mode) (*extensions, error) {
-	r, err := c.cmd(c.helloVerb() + " " + c.opts.Helo())
+	r, err := c.cmd(c.helloVerb() + " " + c.opts.HeloFor(c.conn))
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (c *Client) hello(mode starttls.Mode) (*extensions, error) {
 		return nil, fmt.Errorf("%w: EHLO refused, STARTTLS impossible: %w", starttls.ErrUpgradeNotOffered, re)
 	}
 	c.tc.Note("EHLO refused: falling back to HELO (no extensions)")
-	r, err = c.cmd("HELO " + c.opts.Helo())
+	r, err = c.cmd("HELO " + c.opts.HeloFor(c.conn))
 	if err != nil {
 		return nil, err
 	}
