@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -64,19 +65,29 @@ func verify(st *tls.ConnectionState, serverName string, roots *x509.CertPool, no
 		sum := sha256.Sum256(cert.Raw)
 		c.Chain = append(c.Chain, ChainCert{Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), NotAfter: cert.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:])})
 	}
-	c.SelfSigned = leaf.Subject.String() == leaf.Issuer.String() && leaf.CheckSignatureFrom(leaf) == nil
+	// CheckSignatureFrom would insist that the parent be a CA; a
+	// self-signed leaf usually is not one.
+	c.SelfSigned = bytes.Equal(leaf.RawSubject, leaf.RawIssuer) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 
 	inter := x509.NewCertPool()
 	for _, cert := range st.PeerCertificates[1:] {
 		inter.AddCert(cert)
 	}
-	at := now
-	if at.After(leaf.NotAfter) {
-		at = leaf.NotAfter.Add(-time.Minute)
-	} else if at.Before(leaf.NotBefore) {
-		at = leaf.NotBefore.Add(time.Minute)
+	// Trust is judged at now and, if the certificate is outside its
+	// validity, at moments inside it, so that expiry is a finding of its
+	// own and does not hide an untrusted chain (or the reverse).
+	times := []time.Time{now}
+	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+		times = append(times, leaf.NotAfter.Add(-time.Minute), leaf.NotBefore.Add(time.Minute), leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore)/2))
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	var err error
+	for _, at := range times {
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err == nil {
+			break
+		}
+	}
 	c.Trusted = err == nil
 	if err != nil {
 		c.TrustError = err.Error()

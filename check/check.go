@@ -105,6 +105,10 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 	r.fillFromResult(res, mode)
 	if err != nil {
 		if !r.classifyError(err, res, mode) {
+			if r.Verdict != Error {
+				r.judgeAuthAndCaps(res, mode)
+				r.finish()
+			}
 			return r
 		}
 	} else {
@@ -166,11 +170,16 @@ func nonNil(s []string) []string {
 func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mode) bool {
 	var he *starttls.HandshakeError
 	switch {
-	case errors.Is(err, starttls.ErrUpgradeNotOffered):
-		r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", "enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may; Dovecot: ssl = yes)")
 	case errors.Is(err, starttls.ErrUpgradeRefused):
+		// Even a temporary refusal (454) is a finding: clients fall back
+		// to plaintext or fail, every time.
 		reply := res.UpgradeReply
 		r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", reply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+	case starttls.IsTemporary(err) && !errors.As(err, new(*starttls.HandshakeError)):
+		r.fail("server-unavailable", "could not check: the server answered with a temporary failure (busy, greylisting or rate limit): "+err.Error())
+		return false
+	case errors.Is(err, starttls.ErrUpgradeNotOffered):
+		r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", "enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may; Dovecot: ssl = yes)")
 	case errors.Is(err, starttls.ErrPlaintextAfterUpgrade):
 		r.add(Fail, "response-injection", fmt.Sprintf("the server sent %d bytes of plaintext after its go-ahead, before TLS (%q): a client that trusted them would be open to response injection; a middlebox may be tampering", len(res.PlaintextAfterUpgrade), clip(string(res.PlaintextAfterUpgrade), 60)), "")
 	case errors.As(err, &he):
@@ -185,9 +194,6 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 			msg += " (the server answered in plaintext)"
 		}
 		r.add(Fail, id, msg, "check the certificate, key and TLS versions the server accepts")
-	case starttls.IsTemporary(err):
-		r.fail("server-unavailable", "could not check: the server answered with a temporary failure (busy, greylisting or rate limit): "+err.Error())
-		return false
 	default:
 		if res.TLS != nil {
 			// TLS worked; the dialog failed afterwards (say, the

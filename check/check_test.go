@@ -21,7 +21,8 @@ func TestLabFindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	// Subtests run in parallel after this function returns.
+	t.Cleanup(func() { l.Close() })
 	for _, ep := range l.Endpoints {
 		t.Run(ep.Name, func(t *testing.T) {
 			t.Parallel()

@@ -27,7 +27,8 @@ type CA struct {
 	DER  []byte
 }
 
-// NewCA creates a CA named name, valid from an hour ago for ten years.
+// NewCA creates a CA named name, valid from five years ago for ten years
+// ahead, so that it covers the lab's expired and not-yet-valid leaves.
 func NewCA(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -37,7 +38,7 @@ func NewCA(name string) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"starttls lab"}},
-		NotBefore:             now.Add(-time.Hour),
+		NotBefore:             now.AddDate(-5, 0, 0),
 		NotAfter:              now.AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
