@@ -335,7 +335,7 @@ func probeInjection(ctx context.Context, t *starttls.Target, base *dial.Options,
 			info.Note = "no answer to the injected command (safe)"
 		}
 	}
-	if err != nil && !info.Vulnerable {
+	if err != nil && !info.Vulnerable && (res == nil || res.Injection == nil || !res.Injection.Closed) {
 		info.Note = strings.TrimSpace(info.Note + " (probe connection: " + err.Error() + ")")
 		if res == nil || res.Injection == nil {
 			info.Tested = false

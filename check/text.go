@@ -59,7 +59,11 @@ func (r *Report) WriteText(w io.Writer) {
 		row("", trust+", "+name)
 	}
 	if !r.STARTTLS.Implicit {
-		row("Login", fmt.Sprintf("before TLS: %s; after TLS: %s", list(r.Auth.BeforeTLS), list(r.Auth.AfterTLS)))
+		after := list(r.Auth.AfterTLS)
+		if r.TLS == nil {
+			after = "n/a (no TLS)"
+		}
+		row("Login", fmt.Sprintf("before TLS: %s; after TLS: %s", list(r.Auth.BeforeTLS), after))
 	} else {
 		row("Login", list(r.Auth.AfterTLS))
 	}

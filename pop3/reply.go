@@ -143,9 +143,7 @@ func readMulti(r lineReader, maxLines int, maxBytes int64, fn func(line string))
 		if line == "." {
 			return nil
 		}
-		if strings.HasPrefix(line, ".") {
-			line = line[1:]
-		}
+		line = strings.TrimPrefix(line, ".")
 		n++
 		size += int64(len(line)) + 2
 		if maxLines > 0 && n > maxLines {

@@ -179,10 +179,9 @@ var (
 // ending for the line reader to stop at).
 type sniffConn struct {
 	net.Conn
-	off       bool // set before the TLS handshake
-	midLine   bool // the last byte delivered was not '\n'
-	sawHello  bool
-	helloNext bool
+	off      bool // set before the TLS handshake
+	midLine  bool // the last byte delivered was not '\n'
+	sawHello bool
 }
 
 var errClientHello = fmt.Errorf("client sent a TLS ClientHello where a command was expected: %w", starttls.ErrTLSOnPlaintextPort)

@@ -518,6 +518,11 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg []b
 
 func (c *Client) sendMail(from string, to []string, msg []byte) error {
 	body := encodeData(msg)
+	if limit := c.ext.size(); limit > 0 && int64(len(body)-3) > limit {
+		// RFC 1870 §6: a client should not send what the server announced
+		// it would refuse.
+		return fmt.Errorf("smtp: message of %d bytes exceeds the server's SIZE %d", len(body)-3, limit)
+	}
 	mail := "MAIL FROM:<" + from + ">"
 	if c.ext.has("SIZE") {
 		mail += " SIZE=" + strconv.Itoa(len(body)-3)
