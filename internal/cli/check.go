@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -53,7 +54,7 @@ func runCheck(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "starttls check:", err)
 		return exitCantRun
 	}
-	ctx, cancel := signalContext()
+	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	worst := exitOK
 	for i, t := range targets {
@@ -91,7 +92,7 @@ func checkLab(e *env, cf *clientFlags, asJSON, noInjection bool) int {
 		return exitCantRun
 	}
 	defer l.Close()
-	ctx, cancel := signalContext()
+	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	reports := make([]*check.Report, len(l.Endpoints))
 	var wg sync.WaitGroup

@@ -30,6 +30,8 @@ const (
 var Version = "devel"
 
 type env struct {
+	// ctx ends the command: SIGINT or SIGTERM, or a test.
+	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -48,9 +50,17 @@ func commands() []command {
 	}
 }
 
-// Run runs the command line and returns the exit status.
+// Run runs the command line and returns the exit status. SIGINT and
+// SIGTERM end the command.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return RunContext(ctx, args, stdin, stdout, stderr)
+}
+
+// RunContext is Run with the command ended by ctx instead of signals.
+func RunContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -168,11 +178,6 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("--ca %s: no PEM certificate found", path)
 	}
 	return pool, nil
-}
-
-// signalContext is cancelled by SIGINT or SIGTERM.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func flagSet(name string, e *env, usageLine string) *flag.FlagSet {

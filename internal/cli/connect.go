@@ -51,7 +51,7 @@ func runConnect(e *env, args []string) int {
 	if *trace {
 		tr.Live = e.stderr
 	}
-	ctx, cancel := signalContext()
+	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, cf.timeout)
 	sess, res, err := dial.Dial(dctx, t, &dial.Options{
@@ -69,7 +69,11 @@ func runConnect(e *env, args []string) int {
 	conn := sess.NetConn()
 	defer conn.Close()
 	if !*quiet {
-		printSession(e, res, *insecure)
+		name := cf.serverName
+		if name == "" {
+			name = t.Host
+		}
+		printSession(e, res, name, *insecure)
 	}
 
 	// Server to stdout; stdin to the server.
@@ -159,7 +163,7 @@ func copyInput(w io.Writer, r io.Reader, crlf bool) error {
 	}
 }
 
-func printSession(e *env, res *starttls.Result, insecure bool) {
+func printSession(e *env, res *starttls.Result, name string, insecure bool) {
 	w := e.stderr
 	fmt.Fprintf(w, "--- %s, mode %s", res.Protocol, res.Mode)
 	switch {
@@ -172,7 +176,11 @@ func printSession(e *env, res *starttls.Result, insecure bool) {
 	}
 	fmt.Fprintln(w)
 	if st := res.TLS; st != nil {
-		fmt.Fprintf(w, "--- %s, %s, ALPN %q, server name %q\n", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol, st.ServerName)
+		alpn := ""
+		if st.NegotiatedProtocol != "" {
+			alpn = ", ALPN " + st.NegotiatedProtocol
+		}
+		fmt.Fprintf(w, "--- %s, %s%s\n", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), alpn)
 		for i, c := range st.PeerCertificates {
 			sum := sha256.Sum256(c.Raw)
 			fmt.Fprintf(w, "--- certificate %d: %s\n      issuer %s\n      valid %s to %s\n      sha256 %x\n", i, c.Subject, c.Issuer, c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly), sum)
@@ -188,7 +196,7 @@ func printSession(e *env, res *starttls.Result, insecure bool) {
 		if insecure {
 			fmt.Fprintln(w, "--- WARNING: certificate NOT verified (--insecure)")
 		} else {
-			fmt.Fprintln(w, "--- certificate verified: chain and name OK")
+			fmt.Fprintf(w, "--- certificate verified: chain and name %q OK\n", name)
 		}
 	}
 	if len(res.CapsAfter) > 0 {

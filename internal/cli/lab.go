@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -30,7 +31,7 @@ func runLab(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "starttls lab:", err)
 		return exitCantRun
 	}
-	ctx, cancel := signalContext()
+	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	if *asJSON {
 		out := struct {
