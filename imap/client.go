@@ -266,9 +266,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 	if err != nil {
 		if probe != nil {
 			// A server that closes the connection on pipelined plaintext
-			// looks like this: safe.
-			probe.Closed = true
-			probe.Err = err.Error()
+			// is safe; any other handshake failure leaves the probe open.
+			if textline.IsClosed(err) {
+				probe.Closed = true
+			} else {
+				probe.Err = err.Error()
+			}
 		}
 		return errorf("STARTTLS: %w", err)
 	}

@@ -246,10 +246,13 @@ func (c *Client) startTLS(ctx context.Context) error {
 	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
 	if err != nil {
 		if probe != nil {
-			// The safe reaction of a server that closes the connection on
-			// pipelined plaintext looks like this.
-			probe.Closed = true
-			probe.Err = err.Error()
+			// A server that closes the connection on pipelined plaintext
+			// is safe; any other handshake failure leaves the probe open.
+			if textline.IsClosed(err) {
+				probe.Closed = true
+			} else {
+				probe.Err = err.Error()
+			}
 		}
 		return errorf("STLS: %w", err)
 	}

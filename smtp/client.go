@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -299,7 +297,7 @@ func (c *Client) startTLS(ctx context.Context, mode starttls.Mode) error {
 
 	tconn, err := starttls.Handshake(ctx, c.conn, &c.opts)
 	if err != nil {
-		if probe && isClosed(err) {
+		if probe && textline.IsClosed(err) {
 			res.Injection.Closed = true
 		}
 		return err
@@ -363,18 +361,13 @@ func (c *Client) probe(ctx context.Context) error {
 		return nil
 	case errors.As(err, &ne) && ne.Timeout():
 		return nil
-	case isClosed(err):
+	case textline.IsClosed(err):
 		inj.Closed = true
 		return err
 	default:
 		inj.Err = err.Error()
 		return err
 	}
-}
-
-func isClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 func (c *Client) readReply() (textline.Reply, error) {

@@ -211,7 +211,7 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) error {
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		ss.tls.Close()
 	}
-	if errors.Is(err, errQuit) || isClosed(err) {
+	if errors.Is(err, errQuit) || textline.IsClosed(err) {
 		err = nil
 	}
 	if err != nil {

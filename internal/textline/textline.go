@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -296,4 +297,12 @@ func CtxErr(ctx context.Context, err error) error {
 // (0x16 0x03), which a client sends when it expects implicit TLS.
 func LooksLikeTLS(b string) bool {
 	return len(b) >= 2 && b[0] == 0x16 && b[1] == 0x03
+}
+
+// IsClosed reports whether err means the peer closed or reset the
+// connection, which is how a server reacts when it refuses plaintext
+// pipelined after an upgrade command.
+func IsClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
