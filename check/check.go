@@ -113,6 +113,15 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 		}
 	} else {
 		defer sess.Close()
+		// In opportunistic mode a missing or refused upgrade is no error
+		// for the client, but it is the finding.
+		if mode != starttls.ModeImplicit && !res.Upgraded {
+			if res.Offered {
+				r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", res.UpgradeReply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+			} else {
+				r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", "enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may; Dovecot: ssl = yes)")
+			}
+		}
 	}
 	if res.TLS != nil {
 		r.TLS = tlsInfo(res.TLS, serverName)

@@ -144,3 +144,24 @@ func TestUntrustedWithoutCA(t *testing.T) {
 		t.Errorf("cert %+v", r.Cert)
 	}
 }
+
+// TestOpportunisticModeStillReports: with ?mode=opportunistic the client
+// goes on in plaintext, and the checker still reports why.
+func TestOpportunisticModeStillReports(t *testing.T) {
+	l, err := lab.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for name, want := range map[string]string{"smtp-no-starttls": "starttls-not-offered", "imap-refused": "starttls-refused", "pop3-no-starttls": "starttls-not-offered"} {
+		ep, _ := l.Endpoint(name)
+		tg, err := starttls.ParseTarget(ep.URL + "?mode=opportunistic")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := check.Run(context.Background(), tg, &check.Options{Roots: l.CA.Pool(), Timeout: 5 * time.Second})
+		if !r.Has(want) || r.Verdict != check.Fails {
+			t.Errorf("%s opportunistic: verdict %s findings %+v, want %s", name, r.Verdict, r.Findings, want)
+		}
+	}
+}
