@@ -109,8 +109,8 @@ func ParseTarget(raw string) (*Target, error) {
 	if host == "" {
 		return nil, fmt.Errorf("starttls: %q has no host", raw)
 	}
-	if strings.ContainsAny(host, " \r\n\x00") {
-		return nil, fmt.Errorf("starttls: %q: invalid host", raw)
+	if !validHost(host) {
+		return nil, fmt.Errorf("starttls: %q: invalid host %q", raw, host)
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("starttls: %q: unexpected path %q", raw, u.Path)
@@ -143,4 +143,23 @@ func ParseTarget(raw string) (*Target, error) {
 		t.Mode = mode
 	}
 	return t, nil
+}
+
+// validHost accepts an IP address or a DNS name of letters, digits, '-',
+// '_' and '.', at most 253 characters.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

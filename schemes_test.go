@@ -32,6 +32,8 @@ func TestParseTarget(t *testing.T) {
 		{in: "smtp://h?foo=1", err: "unknown parameter"},
 		{in: "smtps://h?mode=required", err: "implicit TLS"},
 		{in: "smtp://h/path", err: "unexpected path"},
+		{in: "imap://::", err: "invalid host"},
+		{in: "smtp://a!b", err: "invalid host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
