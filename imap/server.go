@@ -209,54 +209,11 @@ type cmdError struct {
 
 func (e *cmdError) Error() string { return "imap: " + e.text }
 
-// sniffConn watches the plaintext phase for a TLS ClientHello at the start
-// of a line, so that a client speaking TLS to the plaintext port gets a
-// clear error at once instead of a read timeout (a ClientHello has no line
-// ending for the line reader to stop at).
-type sniffConn struct {
-	net.Conn
-	off      bool // set before the TLS handshake
-	midLine  bool // the last byte delivered was not '\n'
-	sawHello bool
-}
-
-var errClientHello = fmt.Errorf("client sent a TLS ClientHello where a command was expected: %w", starttls.ErrTLSOnPlaintextPort)
-
-func (c *sniffConn) Read(p []byte) (int, error) {
-	if c.sawHello {
-		return 0, errClientHello
-	}
-	n, err := c.Conn.Read(p)
-	if c.off {
-		return n, err
-	}
-	for i := 0; i < n; i++ {
-		if !c.midLine && p[i] == 0x16 && (i+1 == n || p[i+1] == 0x03) {
-			c.sawHello = true
-			if i == 0 {
-				return 0, errClientHello
-			}
-			return i, nil
-		}
-		c.midLine = p[i] != '\n'
-	}
-	return n, err
-}
-
-// keptConn is a TLS connection whose reads start with plaintext bytes
-// received before the handshake: the CVE-2011-0411 bug, for the lab only.
-type keptConn struct {
-	*tls.Conn
-	r io.Reader
-}
-
-func (c *keptConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
 // session is one client connection.
 type session struct {
 	srv           *Server
 	ctx           context.Context
-	sniff         *sniffConn
+	sniff         *textline.Sniffer
 	tc            *textline.Conn
 	tls           bool
 	tlsConn       *tls.Conn
@@ -274,7 +231,7 @@ type session struct {
 }
 
 func (s *Server) newSession(ctx context.Context, conn net.Conn) *session {
-	sn := &sniffConn{Conn: conn}
+	sn := &textline.Sniffer{Conn: conn}
 	return &session{
 		srv:   s,
 		ctx:   ctx,
@@ -445,7 +402,7 @@ func (ss *session) readCommand() (string, error) {
 			return "", err
 		}
 		if b.Len() == 0 && textline.LooksLikeTLS(line) {
-			return "", errClientHello
+			return "", textline.ErrClientHello
 		}
 		if b.Len()+len(line) > maxCommand {
 			return "", &cmdError{tag: tagOf(b.String()), text: "[TOOBIG] Command too long", fatal: true}
@@ -622,7 +579,7 @@ func (ss *session) cmdStartTLS(tag string, d *decoder) (err error) {
 	// Anything already received was pipelined after STARTTLS in plaintext
 	// (CVE-2011-0411): never execute it inside TLS.
 	pipelined := ss.tc.Buffered()
-	if ss.sniff.sawHello {
+	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
 	if err := ss.ok(tag, "Begin TLS negotiation now"); err != nil {
@@ -644,7 +601,7 @@ func (ss *session) cmdStartTLS(tag string, d *decoder) (err error) {
 	tc := ss.upgraded
 	ss.upgraded = nil
 	if kept != nil {
-		ss.tc = textline.New(&keptConn{Conn: tc, r: io.MultiReader(bytes.NewReader(kept), tc)}, ss.srv.lineOptions())
+		ss.tc = textline.New(textline.KeepPlaintext(tc, kept), ss.srv.lineOptions())
 	} else {
 		ss.tc.Upgrade(tc)
 	}
@@ -655,7 +612,7 @@ func (ss *session) cmdStartTLS(tag string, d *decoder) (err error) {
 // authenticated state and the client must ask for the capabilities again
 // (RFC 2595 §3.1).
 func (ss *session) handshake() error {
-	ss.sniff.off = true
+	ss.sniff.Stop()
 	tc := tls.Server(ss.sniff, ss.srv.TLSConfig)
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.CommandTimeout())
 	defer cancel()

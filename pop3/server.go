@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime/debug"
 	"strconv"
@@ -173,54 +172,11 @@ var (
 	errTooMany    = errors.New("pop3: too many errors")
 )
 
-// sniffConn watches the plaintext phase for a TLS ClientHello at the start
-// of a line, so that a client speaking TLS to the plaintext port gets a
-// clear error at once instead of a read timeout (a ClientHello has no line
-// ending for the line reader to stop at).
-type sniffConn struct {
-	net.Conn
-	off      bool // set before the TLS handshake
-	midLine  bool // the last byte delivered was not '\n'
-	sawHello bool
-}
-
-var errClientHello = fmt.Errorf("client sent a TLS ClientHello where a command was expected: %w", starttls.ErrTLSOnPlaintextPort)
-
-func (c *sniffConn) Read(p []byte) (int, error) {
-	if c.sawHello {
-		return 0, errClientHello
-	}
-	n, err := c.Conn.Read(p)
-	if c.off {
-		return n, err
-	}
-	for i := 0; i < n; i++ {
-		if !c.midLine && p[i] == 0x16 && (i+1 == n || p[i+1] == 0x03) {
-			c.sawHello = true
-			if i == 0 {
-				return 0, errClientHello
-			}
-			return i, nil
-		}
-		c.midLine = p[i] != '\n'
-	}
-	return n, err
-}
-
-// keptConn is a TLS connection whose reads start with plaintext bytes
-// received before the handshake: the CVE-2011-0411 bug, for the lab only.
-type keptConn struct {
-	*tls.Conn
-	r io.Reader
-}
-
-func (c *keptConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
 // session is one client connection.
 type session struct {
 	srv           *Server
 	ctx           context.Context
-	sniff         *sniffConn
+	sniff         *textline.Sniffer
 	tc            *textline.Conn
 	tls           bool
 	state         state
@@ -235,7 +191,7 @@ type session struct {
 }
 
 func (s *Server) newSession(ctx context.Context, conn net.Conn) *session {
-	sn := &sniffConn{Conn: conn}
+	sn := &textline.Sniffer{Conn: conn}
 	return &session{
 		srv:   s,
 		ctx:   ctx,
@@ -354,7 +310,7 @@ func (ss *session) serve() error {
 		}
 		if textline.LooksLikeTLS(line) {
 			ss.reply("-ERR TLS received on the plaintext POP3 port")
-			return errClientHello
+			return textline.ErrClientHello
 		}
 		if err := ss.dispatch(line); err != nil {
 			return err
@@ -433,7 +389,7 @@ func (ss *session) cmdStls(arg string) error {
 	// Anything already received was pipelined after STLS in plaintext
 	// (CVE-2011-0411): never execute it inside TLS.
 	pipelined := ss.tc.Buffered()
-	if ss.sniff.sawHello {
+	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
 	if err := ss.reply("+OK Begin TLS negotiation now"); err != nil {
@@ -455,7 +411,7 @@ func (ss *session) cmdStls(arg string) error {
 	tc := ss.upgraded
 	ss.upgraded = nil
 	if kept != nil {
-		ss.tc = textline.New(&keptConn{Conn: tc, r: io.MultiReader(bytes.NewReader(kept), tc)}, ss.srv.lineOptions())
+		ss.tc = textline.New(textline.KeepPlaintext(tc, kept), ss.srv.lineOptions())
 	} else {
 		ss.tc.Upgrade(tc)
 	}
@@ -465,7 +421,7 @@ func (ss *session) cmdStls(arg string) error {
 // handshake runs the server TLS handshake and resets the session (RFC 2595
 // §4: the client must re-issue CAPA; nothing from before is kept).
 func (ss *session) handshake() error {
-	ss.sniff.off = true
+	ss.sniff.Stop()
 	tc := tls.Server(ss.sniff, ss.srv.TLSConfig)
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.CommandTimeout())
 	defer cancel()

@@ -246,7 +246,7 @@ type session struct {
 
 func (s *Server) newSession(ctx context.Context, conn net.Conn) *session {
 	ss := &session{s: s, ctx: ctx, raw: conn}
-	ss.tc = ss.newConn(&sniffConn{Conn: conn})
+	ss.tc = ss.newConn(&textline.Sniffer{Conn: conn})
 	return ss
 }
 
@@ -258,33 +258,6 @@ func (ss *session) newConn(conn net.Conn) *textline.Conn {
 		StrictCRLF: true,
 	})
 }
-
-// sniffConn recognises a TLS ClientHello in the first bytes a client sends
-// on a plaintext port (a client configured for implicit TLS).
-type sniffConn struct {
-	net.Conn
-	checked bool
-}
-
-func (c *sniffConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if !c.checked && n > 0 {
-		c.checked = true
-		if n >= 2 && textline.LooksLikeTLS(string(p[:2])) {
-			return 0, fmt.Errorf("TLS ClientHello received, expected a command: %w", starttls.ErrTLSOnPlaintextPort)
-		}
-	}
-	return n, err
-}
-
-// prefixConn is a *tls.Conn whose reads start with bytes that came before
-// the handshake: the CVE-2011-0411 bug, for InsecureKeepPipelined.
-type prefixConn struct {
-	*tls.Conn
-	r io.Reader
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (ss *session) send(e *ReplyError) error { return ss.tc.WriteLines(e.lines()...) }
 
@@ -503,7 +476,7 @@ func (ss *session) startTLS(arg string) error {
 		return errUpgraded
 	}
 	if keep != nil {
-		ss.tc = ss.newConn(&prefixConn{Conn: tconn, r: io.MultiReader(bytes.NewReader(keep), tconn)})
+		ss.tc = ss.newConn(textline.KeepPlaintext(tconn, keep))
 	} else {
 		ss.tc = ss.newConn(tconn)
 	}
