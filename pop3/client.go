@@ -94,7 +94,13 @@ func Upgrade(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions) (
 	if opts != nil {
 		res.Transcript = opts.Transcript
 	}
-	c := &Client{conn: conn, opts: opts, res: res, mode: mode}
+	// The options are copied: a caller changing them later does not change
+	// a running session.
+	var o starttls.ClientOptions
+	if opts != nil {
+		o = *opts
+	}
+	c := &Client{conn: conn, opts: &o, res: res, mode: mode}
 	ctx, cancel := textline.WithDefaultTimeout(ctx)
 	defer cancel()
 	stop := textline.Watch(ctx, conn)
