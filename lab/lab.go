@@ -170,19 +170,20 @@ func Start(o *Options) (lab *Lab, err error) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("lab: listen address %q is not a loopback IP address; the lab serves broken servers and stays on loopback", host)
 	}
-	lab = &Lab{User: o.User, Password: o.Password}
-	if lab.User == "" {
-		lab.User = "alice"
+	lb := &Lab{User: o.User, Password: o.Password}
+	if lb.User == "" {
+		lb.User = "alice"
 	}
-	if lab.Password == "" {
-		lab.Password = "lab-password"
+	if lb.Password == "" {
+		lb.Password = "lab-password"
 	}
 	defer func() {
+		// lb, not the named result: every error return sets that to nil.
 		if err != nil {
-			lab.Close()
-			lab = nil
+			lb.Close()
 		}
 	}()
+	lab = lb
 	ca, err := certs.NewCA("starttls lab CA")
 	if err != nil {
 		return nil, err
@@ -208,7 +209,11 @@ func Start(o *Options) (lab *Lab, err error) {
 	}
 
 	dir := o.Dir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	} else {
 		if dir, err = os.MkdirTemp("", "starttls-lab-"); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"crypto/tls"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +100,30 @@ func TestListenMustBeLoopback(t *testing.T) {
 			l.Close()
 			t.Errorf("Start(%q) accepted a non-loopback address", addr)
 		}
+	}
+}
+
+// TestStartErrorsCleanUp: a failing start returns an error, never a panic,
+// and a --dir that does not exist yet is created.
+func TestStartErrorsCleanUp(t *testing.T) {
+	dir := t.TempDir() + "/new/sub"
+	l, err := Start(&Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Start with a new dir: %v", err)
+	}
+	defer l.Close()
+	if _, err := os.Stat(l.CAFile); err != nil {
+		t.Fatal(err)
+	}
+	// The first port of a fixed range is taken: Start fails cleanly.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	if l2, err := Start(&Options{PortBase: port}); err == nil {
+		l2.Close()
+		t.Fatal("Start on a busy port succeeded")
 	}
 }
