@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -184,6 +185,9 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 		// to plaintext or fail, every time.
 		reply := res.UpgradeReply
 		r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", reply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+	case isTimeout(err) && res.TLS == nil:
+		r.fail("timeout", "could not check: no answer in time: "+err.Error())
+		return false
 	case starttls.IsTemporary(err) && !errors.As(err, new(*starttls.HandshakeError)):
 		r.fail("server-unavailable", "could not check: the server answered with a temporary failure (busy, greylisting or rate limit): "+err.Error())
 		return false
@@ -371,4 +375,14 @@ func transcriptLines(t *starttls.Transcript) []TranscriptLine {
 		out[i] = TranscriptLine{T: e.Time.Sub(start).Seconds(), Dir: e.Dir.String(), TLS: e.TLS, Text: starttls.Escape(e.Text)}
 	}
 	return out
+}
+
+// isTimeout tells a server that did not answer in time (or a dial that
+// did not complete) from one that answered with a temporary refusal.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

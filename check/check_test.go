@@ -74,7 +74,7 @@ func TestCouldNotCheck(t *testing.T) {
 		want  string
 	}{
 		{"garbage greeting", func(c net.Conn) { c.Write([]byte("\x16\x03\x01garbage\r\n")) }, "could not check"},
-		{"silence", func(c net.Conn) { time.Sleep(3 * time.Second) }, "could not check"},
+		{"silence", func(c net.Conn) { time.Sleep(3 * time.Second) }, "no answer in time"},
 		{"421 greeting", func(c net.Conn) { c.Write([]byte("421 4.3.2 busy, try later\r\n")) }, "temporary"},
 		{"greylisted EHLO", func(c net.Conn) {
 			c.Write([]byte("220 mx ESMTP\r\n"))
