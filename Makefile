@@ -4,7 +4,7 @@ BIN         := bin/starttls
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test lint demo interop fuzz bench clean
+.PHONY: all build test lint demo interop fuzz bench bench-peers clean
 
 all: build
 
@@ -41,6 +41,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# starttls against openssl s_client, posttls-finger and testssl.sh on the
+# lab, side by side (installs them from Debian's packages as root; ~1.5 min).
+bench-peers:
+	bash scripts/bench.sh
 
 clean:
 	rm -rf bin
