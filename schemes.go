@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Scheme is one row of the protocol table: a URL scheme, the protocol that
@@ -105,9 +107,18 @@ func ParseTarget(raw string) (*Target, error) {
 	if u.User != nil {
 		return nil, fmt.Errorf("starttls: %q: credentials in URLs are not accepted", u.Redacted())
 	}
-	host := u.Hostname()
+	host := strings.TrimSuffix(u.Hostname(), ".")
 	if host == "" {
 		return nil, fmt.Errorf("starttls: %q has no host", raw)
+	}
+	if net.ParseIP(host) == nil {
+		// One spelling per name: bücher.example, BÜCHER.example. and
+		// xn--bcher-kva.example are the same target (UTS #46 lookup).
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return nil, fmt.Errorf("starttls: %q: invalid host %q: %v", raw, host, err)
+		}
+		host = a
 	}
 	if !validHost(host) {
 		return nil, fmt.Errorf("starttls: %q: invalid host %q", raw, host)
