@@ -175,3 +175,18 @@ func TestCheckLabCommand(t *testing.T) {
 		t.Fatalf("check --lab: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 }
+
+// TestServerNameFlag: --server-name is the name the certificate must carry.
+func TestServerNameFlag(t *testing.T) {
+	l := startLab(t)
+	for name, want := range map[string]int{"localhost": 0, "other.example": 2} {
+		var out, errb bytes.Buffer
+		code := RunContext(context.Background(), []string{"check", "--no-injection", "--ca", l.CA, "--server-name", name, l.url(t, "smtp")}, strings.NewReader(""), &out, &errb)
+		if code != want {
+			t.Errorf("--server-name %s: exit %d, want %d\n%s", name, code, want, out.String())
+		}
+		if want == 2 && !strings.Contains(out.String(), "cert-name-mismatch") {
+			t.Errorf("--server-name %s: no cert-name-mismatch in\n%s", name, out.String())
+		}
+	}
+}
