@@ -47,27 +47,11 @@ type Client struct {
 // opts means safe defaults (ModeAuto: implicit TLS on port 995, ModeRequired
 // elsewhere).
 func Dial(ctx context.Context, addr string, opts *starttls.ClientOptions) (*Client, *starttls.Result, error) {
-	var o starttls.ClientOptions
-	if opts != nil {
-		o = *opts
-	}
-	host, portStr, err := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	res := &starttls.Result{Protocol: "pop3", Mode: o.Mode.Resolve(port), Transcript: o.Transcript}
+	conn, o, res, err := textline.Dial(ctx, "pop3", addr, opts)
 	if err != nil {
-		return nil, res, errorf("dial: %w", err)
+		return nil, res, err
 	}
-	if o.ServerName == "" && (o.TLSConfig == nil || o.TLSConfig.ServerName == "") {
-		o.ServerName = host
-	}
-	dctx, cancel := textline.WithDefaultTimeout(ctx)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return nil, res, errorf("dial: %w", err)
-	}
-	return Upgrade(ctx, conn, &o)
+	return Upgrade(ctx, conn, o)
 }
 
 // Upgrade runs the client dialog on conn: the greeting (RFC 1939 §4), CAPA

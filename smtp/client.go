@@ -75,22 +75,11 @@ func DialLMTP(ctx context.Context, addr string, opts *starttls.ClientOptions) (*
 }
 
 func dial(ctx context.Context, addr string, opts *starttls.ClientOptions, lmtp bool) (*Client, *starttls.Result, error) {
-	var o starttls.ClientOptions
-	if opts != nil {
-		o = *opts
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err == nil && o.ServerName == "" && (o.TLSConfig == nil || o.TLSConfig.ServerName == "") {
-		o.ServerName = host
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, o, res, err := textline.Dial(ctx, protoName(lmtp), addr, opts)
 	if err != nil {
-		p, _ := strconv.Atoi(port)
-		res := &starttls.Result{Protocol: protoName(lmtp), Mode: o.Mode.Resolve(p), Transcript: o.Transcript}
-		return nil, res, fmt.Errorf("%s: %w", protoName(lmtp), err)
+		return nil, res, err
 	}
-	return upgrade(ctx, conn, &o, lmtp)
+	return upgrade(ctx, conn, o, lmtp)
 }
 
 func protoName(lmtp bool) string {
