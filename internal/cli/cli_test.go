@@ -81,3 +81,17 @@ func TestCheckUnreachable(t *testing.T) {
 		t.Errorf("silent server: took %v with --timeout 1s", d)
 	}
 }
+
+func TestEscapingWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := &escapingWriter{w: &b}
+	in := "250 ok\r\n\x1b]0;owned\x07\x1b[2J caf\xc3\xa9\tx\n"
+	n, err := w.Write([]byte(in))
+	if err != nil || n != len(in) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	want := "250 ok\r\n\\x1b]0;owned\\x07\\x1b[2J caf\xc3\xa9\tx\n"
+	if b.String() != want {
+		t.Errorf("escaped %q, want %q", b.String(), want)
+	}
+}

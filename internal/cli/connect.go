@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -76,7 +78,13 @@ func runConnect(e *env, args []string) int {
 		printSession(e, res, name, *insecure)
 	}
 
-	// Server to stdout; stdin to the server.
+	// Server to stdout; stdin to the server. On a terminal, control bytes
+	// from the server are shown escaped: a hostile server must not be able
+	// to drive the user's terminal with escape sequences.
+	out := e.stdout
+	if isTerminal(out) {
+		out = &escapingWriter{w: out}
+	}
 	activity := make(chan struct{}, 1)
 	serverDone := make(chan error, 1)
 	go func() {
@@ -84,7 +92,7 @@ func runConnect(e *env, args []string) int {
 		for {
 			n, err := conn.Read(buf)
 			if n > 0 {
-				e.stdout.Write(buf[:n])
+				out.Write(buf[:n])
 				select {
 				case activity <- struct{}{}:
 				default:
@@ -205,4 +213,33 @@ func printSession(e *env, res *starttls.Result, name string, insecure bool) {
 		fmt.Fprintf(w, "--- capabilities: %s\n", strings.Join(res.CapsBefore, " "))
 	}
 	fmt.Fprintln(w, "--- session follows (stdin to server, server to stdout)")
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// escapingWriter writes text with control bytes other than CR, LF and TAB
+// replaced by \xNN.
+type escapingWriter struct{ w io.Writer }
+
+func (e *escapingWriter) Write(p []byte) (int, error) {
+	var b bytes.Buffer
+	for _, c := range p {
+		switch {
+		case c == '\r' || c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f):
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	if _, err := e.w.Write(b.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
