@@ -35,6 +35,7 @@ type env struct {
 	PostfixSMTPS        string // implicit TLS
 	IMAP, IMAPS         string
 	POP3, POP3S         string
+	LMTP                string // Dovecot LMTP with STARTTLS
 	Source              string // a loopback source address Dovecot does not treat as secure
 	SourcePlainLogin    string // a source address Dovecot offers plaintext login to
 	Python, ScriptsDir  string
@@ -62,6 +63,7 @@ func getEnv(t testing.TB) *env {
 			PostfixSMTP: os.Getenv("INTEROP_POSTFIX_SMTP"), PostfixSMTPS: os.Getenv("INTEROP_POSTFIX_SMTPS"),
 			IMAP: os.Getenv("INTEROP_DOVECOT_IMAP"), IMAPS: os.Getenv("INTEROP_DOVECOT_IMAPS"),
 			POP3: os.Getenv("INTEROP_DOVECOT_POP3"), POP3S: os.Getenv("INTEROP_DOVECOT_POP3S"),
+			LMTP:   os.Getenv("INTEROP_DOVECOT_LMTP"),
 			Source: os.Getenv("INTEROP_SOURCE"), SourcePlainLogin: os.Getenv("INTEROP_SOURCE_PLAINTEXT_LOGIN"),
 			Python: os.Getenv("INTEROP_PYTHON"), ScriptsDir: os.Getenv("INTEROP_SCRIPTS"),
 			PostfixClientConfig: os.Getenv("INTEROP_POSTFIX_CLIENT_CONFIG"),

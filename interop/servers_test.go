@@ -284,6 +284,69 @@ func TestPostfix(t *testing.T) {
 	})
 }
 
+// TestDovecotLMTP: the LMTP side of the smtp package against Dovecot's LMTP
+// server, which offers STARTTLS when ssl = yes.
+func TestDovecotLMTP(t *testing.T) {
+	e := getEnv(t)
+	if e.LMTP == "" {
+		t.Fatal("INTEROP_DOVECOT_LMTP is not set")
+	}
+
+	t.Run("lib-lmtp(required,deliver)→dovecot-lmtp", func(t *testing.T) {
+		ctx := testCtx(t, time.Minute)
+		c, res, err := smtp.DialLMTP(ctx, e.LMTP, opts(t, e, starttls.ModeRequired))
+		if err != nil {
+			t.Fatalf("smtp.DialLMTP: %v", err)
+		}
+		defer c.Close()
+		assertSecured(t, res, starttls.ModeRequired)
+		if res.Protocol != "lmtp" || !hasCap(res.CapsBefore, "STARTTLS") {
+			t.Errorf("protocol %q, LHLO before TLS %v", res.Protocol, res.CapsBefore)
+		}
+		tok := token("lib-lmtp")
+		msg := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: lmtp %s\r\nMessage-ID: <%s@interop.test>\r\n\r\nDelivered over LMTP inside TLS.\r\n", e.Rcpt, e.Rcpt, tok, tok)
+		if err := c.SendMail(ctx, "bob@example.org", []string{e.Rcpt}, []byte(msg)); err != nil {
+			t.Fatalf("SendMail over LMTP: %v", err)
+		}
+		waitDelivered(t, e.Maildir, tok, 30*time.Second)
+	})
+
+	t.Run("lib-lmtp(unknown-recipient)→dovecot-lmtp", func(t *testing.T) {
+		ctx := testCtx(t, time.Minute)
+		c, _, err := smtp.DialLMTP(ctx, e.LMTP, opts(t, e, starttls.ModeRequired))
+		if err != nil {
+			t.Fatalf("smtp.DialLMTP: %v", err)
+		}
+		defer c.Close()
+		if err := c.SendMail(ctx, "bob@example.org", []string{"nobody@interop.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err == nil {
+			t.Fatal("SendMail to an unknown LMTP recipient succeeded")
+		}
+	})
+
+	t.Run("lib-lmtp(injection-probe)→dovecot-lmtp", func(t *testing.T) {
+		ctx := testCtx(t, time.Minute)
+		o := opts(t, e, starttls.ModeRequired)
+		o.ProbeInjection = true
+		c, res, err := smtp.DialLMTP(ctx, e.LMTP, o)
+		if err == nil {
+			defer c.Close()
+		}
+		if res == nil || res.Injection == nil {
+			t.Fatalf("no injection probe result (err %v)", err)
+		}
+		p := res.Injection
+		t.Logf("probe: sent %q, reply %q, closed %v, err %q", p.Sent, p.Reply, p.Closed, p.Err)
+		if p.Vulnerable {
+			t.Errorf("Dovecot LMTP executed the command pipelined after STARTTLS: reply %q", p.Reply)
+		}
+	})
+
+	t.Run("check→dovecot-lmtp", func(t *testing.T) {
+		r := check(t, e, "--ca", e.CA, "lmtp://"+e.LMTP)
+		assertGoodReport(t, r, "lmtp", true)
+	})
+}
+
 // assertGoodReport checks a report on a correctly configured real server.
 func assertGoodReport(t *testing.T, r *report, protocol string, starttlsPort bool) {
 	t.Helper()

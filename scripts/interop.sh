@@ -24,6 +24,7 @@ IMAP_PORT=${INTEROP_IMAP_PORT:-10143}
 IMAPS_PORT=${INTEROP_IMAPS_PORT:-10993}
 POP3_PORT=${INTEROP_POP3_PORT:-10110}
 POP3S_PORT=${INTEROP_POP3S_PORT:-10995}
+LMTP_PORT=${INTEROP_LMTP_PORT:-10024}
 # Dovecot treats a client on its own address as secure; the real pre-TLS
 # policy is seen from another loopback address. 127.0.0.3 is configured to
 # be offered plaintext login (the "bad server" case).
@@ -34,7 +35,7 @@ MAIL_PASSWORD=interop-secret
 MAIL_DOMAIN=interop.test
 MAIL_UID=65534 # nobody: owns the Maildir Postfix delivers to and Dovecot serves
 MAIL_GID=65534
-PACKAGES=(postfix dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl curl openssl python3 ca-certificates)
+PACKAGES=(postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks libnet-ssleay-perl curl openssl python3 ca-certificates)
 
 ARGS=("$@")
 MODE=test
@@ -191,7 +192,7 @@ prepare_work() {
 		rm -rf "$WORK"
 	fi
 	local port
-	for port in "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT"; do
+	for port in "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT" "$LMTP_PORT"; do
 		port_free "$port" || die "127.0.0.1:$port is already in use; stop that service or set INTEROP_*_PORT (see the top of $0)"
 	done
 	mkdir -p "$WORK"
@@ -225,7 +226,7 @@ make_pki() {
 subst() { # template -> stdout
 	sed -e "s|@WORK@|$WORK|g" -e "s|@SMTP_PORT@|$SMTP_PORT|g" -e "s|@SMTPS_PORT@|$SMTPS_PORT|g" \
 		-e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
-		-e "s|@POP3_PORT@|$POP3_PORT|g" -e "s|@POP3S_PORT@|$POP3S_PORT|g" \
+		-e "s|@POP3_PORT@|$POP3_PORT|g" -e "s|@POP3S_PORT@|$POP3S_PORT|g" -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
 		-e "s|@MAILUID@|$MAIL_UID|g" -e "s|@MAILGID@|$MAIL_GID|g" "$1"
 }
 
@@ -290,7 +291,7 @@ start_dovecot() {
 	chmod 640 "$d/users"
 	doveconf -c "$d/dovecot.conf" -n >"$d/doveconf.txt" 2>&1 ||
 		{ cat "$d/doveconf.txt" >&2; die "dovecot configuration rejected"; }
-	log "starting Dovecot $(dovecot --version | cut -d' ' -f1) IMAP :$IMAP_PORT/:$IMAPS_PORT, POP3 :$POP3_PORT/:$POP3S_PORT"
+	log "starting Dovecot $(dovecot --version | cut -d' ' -f1) IMAP :$IMAP_PORT/:$IMAPS_PORT, POP3 :$POP3_PORT/:$POP3S_PORT, LMTP :$LMTP_PORT"
 	dovecot -F -c "$d/dovecot.conf" </dev/null >>"$d/stdout.log" 2>&1 &
 	record dovecot $!
 }
@@ -337,6 +338,7 @@ export_env() {
 	export INTEROP_DOVECOT_IMAPS=127.0.0.1:$IMAPS_PORT
 	export INTEROP_DOVECOT_POP3=127.0.0.1:$POP3_PORT
 	export INTEROP_DOVECOT_POP3S=127.0.0.1:$POP3S_PORT
+	export INTEROP_DOVECOT_LMTP=127.0.0.1:$LMTP_PORT
 	export INTEROP_SOURCE=$SOURCE_STRICT
 	export INTEROP_SOURCE_PLAINTEXT_LOGIN=$SOURCE_LAX
 	export INTEROP_POSTFIX_CLIENT_CONFIG=$WORK/posttls-finger
@@ -348,7 +350,7 @@ export_env() {
 # (go test shows spaces as underscores). Sections in a fixed order; a test
 # that failed before its subtests ran is listed as a whole.
 SECTIONS=(
-	"A. our library, check and connect -> real servers|TestPostfix TestDovecot TestConnect"
+	"A. our library, check and connect -> real servers|TestPostfix TestDovecot TestDovecotLMTP TestConnect"
 	"B. real clients -> starttls lab|TestOpenSSLClient TestCurl TestSwaks TestPython"
 	"C. Postfix posttls-finger (oracle) -> starttls lab|TestPosttlsFinger"
 )
@@ -416,7 +418,7 @@ main() {
 	make_mailbox
 	start_dovecot # first: Postfix authenticates through Dovecot's auth socket
 	start_postfix
-	wait_ports "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT"
+	wait_ports "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT" "$LMTP_PORT"
 	check_sources
 	export_env
 
