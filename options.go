@@ -132,10 +132,10 @@ func (o *ClientOptions) ResolveMode(conn net.Conn) Mode {
 	return m.Resolve(port)
 }
 
-// LocalName returns the name a client should announce in EHLO: the machine's
-// host name when it is a fully qualified domain name, else an address
-// literal of the local end is better, which the caller knows; "localhost" is
-// never returned because real MTAs treat it as a forgery.
+// LocalName returns the machine's host name when it is a fully qualified
+// domain name, else "starttls.invalid". It never returns "localhost", which
+// real MTAs treat as a forgery. ClientOptions.HeloFor prefers an address
+// literal of the connection's local end to the placeholder.
 func LocalName() string {
 	h, err := os.Hostname()
 	if err == nil && strings.Contains(h, ".") && !strings.HasPrefix(strings.ToLower(h), "localhost") {
@@ -145,8 +145,8 @@ func LocalName() string {
 }
 
 // ClientTLSConfig returns a clone of base (or a new config) ready for a
-// client handshake with serverName. It refuses to overwrite a ServerName the
-// caller set to something else.
+// client handshake with serverName. A ServerName the caller already set in
+// base wins; base itself is never modified.
 func ClientTLSConfig(base *tls.Config, serverName string) *tls.Config {
 	var c *tls.Config
 	if base != nil {
