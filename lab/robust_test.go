@@ -65,6 +65,16 @@ func TestStalledConnectionsAreClosed_SV28(t *testing.T) {
 		"after-upgrade":    func(c net.Conn, up []string) { sendEach(c, up) },
 		"half-clienthello": func(c net.Conn, up []string) { sendEach(c, up); c.Write(halfHello) },
 		"hello-on-plain":   func(c net.Conn, _ []string) { c.Write(halfHello) },
+		// Slow-loris: one byte every 100 ms never completes a command
+		// within the 300 ms command deadline.
+		"trickle": func(c net.Conn, _ []string) {
+			for _, b := range []byte("NOOP with a long tail that never ends") {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
 	}
 	const perCase = 20
 	baseline := runtime.NumGoroutine()
