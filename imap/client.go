@@ -96,7 +96,7 @@ func Upgrade(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions) (
 	stop()
 	if err != nil {
 		c.conn.Close()
-		return nil, res, ctxErr(ctx, err)
+		return nil, res, textline.CtxErr(ctx, err)
 	}
 	return c, res, nil
 }
@@ -594,7 +594,7 @@ func (c *Client) Login(ctx context.Context, username, password string) error {
 	if err == nil {
 		c.authed = true
 	}
-	return ctxErr(ctx, err)
+	return textline.CtxErr(ctx, err)
 }
 
 // complete waits for the tagged completion of tag and returns its error.
@@ -637,7 +637,7 @@ func (c *Client) List(ctx context.Context) ([]string, error) {
 	defer done()
 	tag, err := c.send(`LIST "" "*"`, "")
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, textline.CtxErr(ctx, err)
 	}
 	var names []string
 	r, err := c.waitTagged(tag, MaxMailboxes, func(u *response) error {
@@ -652,7 +652,7 @@ func (c *Client) List(ctx context.Context) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, textline.CtxErr(ctx, err)
 	}
 	if err := r.err(); err != nil {
 		return nil, err
@@ -672,18 +672,4 @@ func (c *Client) Close() error {
 		c.waitTagged(tag, c.opts.LinesLimit(), nil)
 	}
 	return c.conn.Close()
-}
-
-// ctxErr is textline.CtxErr, also when the connection deadline taken from
-// ctx fired a moment before ctx itself noticed that its deadline passed.
-func ctxErr(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ne net.Error
-	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil && !time.Now().Before(d) &&
-		errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-	}
-	return textline.CtxErr(ctx, err)
 }

@@ -92,7 +92,7 @@ func Upgrade(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions) (
 	stop()
 	if err != nil {
 		c.conn.Close()
-		return nil, res, ctxErr(ctx, err)
+		return nil, res, textline.CtxErr(ctx, err)
 	}
 	return c, res, nil
 }
@@ -429,7 +429,7 @@ func (c *Client) Login(ctx context.Context, username, password string) error {
 	default:
 		return errorf("no login mechanism offered (CAPA lists neither USER nor SASL PLAIN)")
 	}
-	return ctxErr(ctx, err)
+	return textline.CtxErr(ctx, err)
 }
 
 // authPlain runs AUTH PLAIN (RFC 5034 §4) with an initial response when it
@@ -468,7 +468,7 @@ func (c *Client) Stat(ctx context.Context) (count int, size int64, err error) {
 	defer done()
 	st, err := c.cmd("STAT", "STAT")
 	if err != nil {
-		return 0, 0, ctxErr(ctx, err)
+		return 0, 0, textline.CtxErr(ctx, err)
 	}
 	return parseStat(st.Text)
 }
@@ -482,7 +482,7 @@ func (c *Client) Retr(ctx context.Context, n int) ([]byte, error) {
 	ctx, done := c.begin(ctx)
 	defer done()
 	if _, err := c.cmd("RETR "+strconv.Itoa(n), "RETR "+strconv.Itoa(n)); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, textline.CtxErr(ctx, err)
 	}
 	var b []byte
 	err := readMulti(c.tc, 0, MaxMessageSize, func(l string) {
@@ -490,7 +490,7 @@ func (c *Client) Retr(ctx context.Context, n int) ([]byte, error) {
 		b = append(b, '\r', '\n')
 	})
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, textline.CtxErr(ctx, err)
 	}
 	return b, nil
 }
@@ -507,18 +507,4 @@ func (c *Client) Close() error {
 		c.tc.ReadLine()
 	}
 	return c.conn.Close()
-}
-
-// ctxErr is textline.CtxErr, also when the connection deadline taken from
-// ctx fired a moment before ctx itself noticed that its deadline passed.
-func ctxErr(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ne net.Error
-	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil && !time.Now().Before(d) &&
-		errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-	}
-	return textline.CtxErr(ctx, err)
 }

@@ -104,21 +104,9 @@ func upgrade(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions, l
 	stop()
 	if err != nil {
 		conn.Close()
-		return nil, c.res, ctxErr(ctx, err)
+		return nil, c.res, textline.CtxErr(ctx, err)
 	}
 	return c, c.res, nil
-}
-
-// ctxErr is textline.CtxErr, also when the connection deadline (the
-// context's) fired just before the context's own timer.
-func ctxErr(ctx context.Context, err error) error {
-	var ne net.Error
-	if err != nil && ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-		}
-	}
-	return textline.CtxErr(ctx, err)
 }
 
 func (c *Client) newConn(conn net.Conn) *textline.Conn {
@@ -439,7 +427,7 @@ func (c *Client) Login(ctx context.Context, username, password string) error {
 	default:
 		return fmt.Errorf("smtp: the server offers neither AUTH PLAIN nor AUTH LOGIN (offered: %q)", mechs)
 	}
-	return ctxErr(ctx, err)
+	return textline.CtxErr(ctx, err)
 }
 
 // auth sends the AUTH command (shown masked as shown) and answers each 334
@@ -495,7 +483,7 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg []b
 	}
 	ctx, done := c.step(ctx)
 	defer done()
-	return ctxErr(ctx, c.sendMail(from, to, msg))
+	return textline.CtxErr(ctx, c.sendMail(from, to, msg))
 }
 
 func (c *Client) sendMail(from string, to []string, msg []byte) error {
