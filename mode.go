@@ -66,8 +66,3 @@ func (m Mode) Resolve(port int) Mode {
 	}
 	return ModeRequired
 }
-
-// UsesSTARTTLS reports whether the mode may upgrade a plaintext connection.
-func (m Mode) UsesSTARTTLS() bool {
-	return m == ModeOpportunistic || m == ModeRequired
-}

@@ -87,14 +87,6 @@ func (o *ClientOptions) Wait() time.Duration {
 	return o.InjectionWait
 }
 
-// Helo returns the name to announce in EHLO/LHLO.
-func (o *ClientOptions) Helo() string {
-	if o != nil && o.LocalName != "" {
-		return o.LocalName
-	}
-	return LocalName()
-}
-
 // HeloFor returns the name to announce on conn: LocalName when set, else
 // the machine's fully qualified name, else an address literal of conn's
 // local end such as "[192.0.2.1]" (RFC 5321 §4.1.3) — never "localhost",

@@ -264,7 +264,8 @@ func (r *Report) judgeCert(now time.Time) {
 	}
 }
 
-// loginNames are what the report calls the login mechanisms.
+// judgeAuthAndCaps reports login offered before TLS and how the
+// capabilities changed over TLS.
 func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 	if mode != starttls.ModeImplicit && len(res.AuthBefore) > 0 {
 		r.add(Fail, "auth-before-tls", fmt.Sprintf("the server offers login before TLS (%s): passwords can be sent in plaintext and stolen", strings.Join(res.AuthBefore, ", ")),
