@@ -127,3 +127,19 @@ func TestStartErrorsCleanUp(t *testing.T) {
 		t.Fatal("Start on a busy port succeeded")
 	}
 }
+
+func TestStoreBounded(t *testing.T) {
+	st := newStore("u", "p")
+	st.maxMessages, st.maxBytes = 3, 100
+	for i := 0; i < 10; i++ {
+		if err := st.deliver(make([]byte, 40)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, size := len(st.messages()), st.size; n > 3 || size > 100 {
+		t.Fatalf("store holds %d messages, %d bytes; want at most 3 and 100", n, size)
+	}
+	if err := st.deliver(make([]byte, 101)); err == nil {
+		t.Fatal("a message larger than the store was accepted")
+	}
+}

@@ -18,15 +18,18 @@ var ErrBadCredentials = errors.New("lab: invalid credentials")
 type store struct {
 	user, password string
 	maxMessages    int
+	maxBytes       int
 
 	mu    sync.Mutex
 	inbox [][]byte
+	size  int
 }
 
 func newStore(user, password string) *store {
 	welcome := fmt.Sprintf("From: lab@starttls.test\r\nTo: %s@starttls.test\r\nSubject: Welcome to the starttls lab\r\nDate: %s\r\nMessage-ID: <welcome@starttls.test>\r\n\r\nThis message was read over a connection the lab secured.\r\n",
 		user, time.Now().UTC().Format(time.RFC1123Z))
-	return &store{user: user, password: password, maxMessages: 1000, inbox: [][]byte{[]byte(welcome)}}
+	return &store{user: user, password: password, maxMessages: 1000, maxBytes: 64 << 20,
+		inbox: [][]byte{[]byte(welcome)}, size: len(welcome)}
 }
 
 func (s *store) login(username, password string) error {
@@ -41,11 +44,17 @@ func (s *store) login(username, password string) error {
 func (s *store) deliver(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.inbox) >= s.maxMessages {
-		// The lab runs unattended; keep memory bounded.
+	// The lab runs unattended: keep its memory bounded by dropping the
+	// oldest messages, by count and by total size.
+	for len(s.inbox) > 0 && (len(s.inbox) >= s.maxMessages || s.size+len(data) > s.maxBytes) {
+		s.size -= len(s.inbox[0])
 		s.inbox = s.inbox[1:]
 	}
+	if len(data) > s.maxBytes {
+		return fmt.Errorf("lab: message of %d bytes exceeds the lab store", len(data))
+	}
 	s.inbox = append(s.inbox, append([]byte(nil), data...))
+	s.size += len(data)
 	return nil
 }
 
