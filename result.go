@@ -24,6 +24,9 @@ type Result struct {
 
 	// Offered reports whether the server advertised the upgrade in plaintext.
 	Offered bool
+	// UpgradeRequired reports that the server marked the upgrade mandatory
+	// before anything else (XMPP <starttls><required/></starttls>).
+	UpgradeRequired bool
 	// UpgradeReply is the server's answer to the upgrade command, if sent.
 	UpgradeReply string
 	// Upgraded reports whether the connection ended up protected by TLS.
@@ -44,7 +47,9 @@ type Result struct {
 	PlaintextAfterUpgrade []byte
 
 	// Injection is the result of the STARTTLS command-injection probe,
-	// nil unless ClientOptions.ProbeInjection was set.
+	// nil unless ClientOptions.ProbeInjection was set and the protocol has
+	// a command stream to inject into (LDAP, MySQL, HTTP and Telnet leave
+	// it nil).
 	Injection *InjectionProbe
 
 	// Transcript is the dialog, if ClientOptions.Transcript was set.

@@ -20,7 +20,8 @@ type Scheme struct {
 }
 
 // schemes is the one table of protocols. Ports follow IANA and the seeds'
-// port table; implicit-TLS ports are RFC 8314 §3 (465, 993, 995).
+// port table; implicit-TLS ports are RFC 8314 §3 (465, 993, 995), XEP-0368
+// (5223), RFC 4513 §3 (636), RFC 4642 (563), RFC 4217 (990), IRCv3 (6697).
 var schemes = []Scheme{
 	{"smtp", "smtp", 25, false},
 	{"submission", "smtp", 587, false},
@@ -30,6 +31,24 @@ var schemes = []Scheme{
 	{"imaps", "imap", 993, true},
 	{"pop3", "pop3", 110, false},
 	{"pop3s", "pop3", 995, true},
+	{"xmpp", "xmpp", 5222, false},
+	{"xmpps", "xmpp", 5223, true},
+	{"xmpp-server", "xmpp-server", 5269, false},
+	{"ldap", "ldap", 389, false},
+	{"ldaps", "ldap", 636, true},
+	{"nntp", "nntp", 119, false},
+	{"nntps", "nntp", 563, true},
+	{"ftp", "ftp", 21, false},
+	{"ftps", "ftp", 990, true},
+	{"irc", "irc", 6667, false},
+	{"ircs", "irc", 6697, true},
+	{"sieve", "sieve", 4190, false},
+	{"postgres", "postgres", 5432, false},
+	{"mysql", "mysql", 3306, false},
+	{"http-upgrade", "http", 80, false},
+	{"https", "http", 443, true},
+	{"telnet", "telnet", 23, false},
+	{"telnets", "telnet", 992, true},
 }
 
 // Schemes returns a copy of the protocol table.

@@ -271,6 +271,9 @@ func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 		r.add(Fail, "auth-before-tls", fmt.Sprintf("the server offers login before TLS (%s): passwords can be sent in plaintext and stolen", strings.Join(res.AuthBefore, ", ")),
 			"offer login only after STARTTLS (Postfix: smtpd_tls_auth_only = yes; Dovecot: disable_plaintext_auth = yes)")
 	}
+	if res.UpgradeRequired && mode != starttls.ModeImplicit {
+		r.add(Info, "starttls-required", "the server marks the upgrade mandatory: clients cannot go on in plaintext", "")
+	}
 	if res.OfferedAfterTLS {
 		r.add(Warn, "starttls-offered-after-tls", "the server still advertises the upgrade inside TLS (RFC 3207 §4.2 forbids it)", "")
 	}
@@ -333,6 +336,9 @@ func probeInjection(ctx context.Context, t *starttls.Target, base *dial.Options,
 	sess, res, err := dial.Dial(cctx, t, &o)
 	if sess != nil {
 		sess.Close()
+	}
+	if res != nil && res.Injection == nil && err == nil {
+		return &InjectionInfo{Note: "the " + t.Scheme.Protocol + " client has no injection probe (no pipelined command stream to test)"}
 	}
 	info := &InjectionInfo{Tested: true}
 	if res != nil && res.Injection != nil {

@@ -78,6 +78,26 @@ func getEnv(t testing.TB) *env {
 	return theEnv
 }
 
+// needModule skips the test when scripts/interop.sh did not start the
+// servers of module (run with --only).
+func (e *env) needModule(t testing.TB, module string) {
+	t.Helper()
+	if !slices.Contains(strings.Fields(os.Getenv("INTEROP_MODULES")), module) {
+		t.Skipf("interop module %q not started (scripts/interop.sh --only)", module)
+	}
+}
+
+// needEnv returns the value of an INTEROP_* variable a module exports, or
+// fails the test: a started module always sets its variables.
+func needEnv(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set (the module's NAME_env in scripts/interop/modules)", name)
+	}
+	return v
+}
+
 // needBinary returns the starttls binary's path or fails: the script always
 // builds it.
 func (e *env) needBinary(t testing.TB) string {

@@ -126,6 +126,7 @@ func token(prefix string) string {
 
 func TestPostfix(t *testing.T) {
 	e := getEnv(t)
+	e.needModule(t, "mail")
 
 	t.Run("lib-smtp(required)→postfix-smtp", func(t *testing.T) {
 		ctx := testCtx(t, time.Minute)
@@ -288,6 +289,7 @@ func TestPostfix(t *testing.T) {
 // server, which offers STARTTLS when ssl = yes.
 func TestDovecotLMTP(t *testing.T) {
 	e := getEnv(t)
+	e.needModule(t, "mail")
 	if e.LMTP == "" {
 		t.Fatal("INTEROP_DOVECOT_LMTP is not set")
 	}
@@ -392,6 +394,7 @@ func assertUntrusted(t *testing.T, r *report) {
 
 func TestDovecot(t *testing.T) {
 	e := getEnv(t)
+	e.needModule(t, "mail")
 	strict := "from-" + e.Source
 	lax := "from-" + e.SourcePlainLogin
 
@@ -647,6 +650,7 @@ func assertDovecotNotInjectable(t *testing.T, res *starttls.Result, err error) {
 
 func TestConnect(t *testing.T) {
 	e := getEnv(t)
+	e.needModule(t, "mail")
 	connect := func(t *testing.T, stdin string, args ...string) result {
 		bin := e.needBinary(t)
 		return run(t, clientTimeout, stdin, bin, append([]string{"connect", "--timeout", "20s"}, args...)...)

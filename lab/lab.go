@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -121,11 +122,14 @@ var variants = []variant{
 }
 
 // kind is one protocol flavour of the lab: a scheme and how to start its
-// server. Only the plain STARTTLS schemes get the broken variants.
+// server. Only the plain STARTTLS schemes get the broken variants, less
+// those in skip (suffixes such as "-auth-before-tls" for a protocol without
+// login, "-injection" for one without a command stream to inject into).
 type kind struct {
 	scheme   string
 	variants bool
 	serve    func(o starttls.ServerOptions, st *store, l net.Listener) (stop func() error)
+	skip     []string
 }
 
 func kinds() []kind {
@@ -146,16 +150,20 @@ func kinds() []kind {
 		go s.Serve(l)
 		return s.Close
 	}
-	return []kind{
-		{"smtp", true, smtpServe(false, false)},
-		{"submission", false, smtpServe(false, true)},
-		{"smtps", false, smtpServe(false, true)},
-		{"lmtp", false, smtpServe(true, false)},
-		{"imap", true, imapServe},
-		{"imaps", false, imapServe},
-		{"pop3", true, pop3Serve},
-		{"pop3s", false, pop3Serve},
+	ks := []kind{
+		{"smtp", true, smtpServe(false, false), nil},
+		{"submission", false, smtpServe(false, true), nil},
+		{"smtps", false, smtpServe(false, true), nil},
+		{"lmtp", false, smtpServe(true, false), nil},
+		{"imap", true, imapServe, nil},
+		{"imaps", false, imapServe, nil},
+		{"pop3", true, pop3Serve, nil},
+		{"pop3s", false, pop3Serve, nil},
 	}
+	// Other protocols: their kinds come from lab/PROTOCOL.go, one line
+	// each, in the order of the scheme table.
+	// (new protocols above this line)
+	return ks
 }
 
 // Start generates the CA and certificates and starts every endpoint.
@@ -230,7 +238,12 @@ func Start(o *Options) (lab *Lab, err error) {
 		sc, _ := starttls.LookupScheme(kd.scheme)
 		vs := variants[:1]
 		if kd.variants {
-			vs = variants
+			vs = nil
+			for _, v := range variants {
+				if !slices.Contains(kd.skip, v.suffix) {
+					vs = append(vs, v)
+				}
+			}
 		}
 		for _, v := range vs {
 			so := starttls.ServerOptions{

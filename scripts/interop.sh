@@ -6,6 +6,11 @@
 #   bash scripts/interop.sh        install, start, test, stop, print the matrix
 #   bash scripts/interop.sh --up   install and start the servers, print the
 #                                  test environment and wait (Ctrl-C stops)
+#   bash scripts/interop.sh --only mail,xmpp
+#                                  only these modules (also INTEROP_ONLY)
+#
+# Servers come in modules: "mail" (Postfix, Dovecot) is here, the others
+# are scripts/interop/modules/NAME.sh (see the README there).
 #
 # Needs root (apt, Postfix). Installs what it needs from Debian's packages,
 # skips apt when everything is present. Everything it starts runs on
@@ -35,7 +40,22 @@ MAIL_PASSWORD=interop-secret
 MAIL_DOMAIN=interop.test
 MAIL_UID=65534 # nobody: owns the Maildir Postfix delivers to and Dovecot serves
 MAIL_GID=65534
-PACKAGES=(postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks libnet-ssleay-perl curl openssl python3 ca-certificates)
+# Packages every module's tests need; modules add their own.
+BASE_PACKAGES=(curl openssl python3 ca-certificates)
+PACKAGES=()
+
+# The built-in module: Postfix and Dovecot (see the module contract in
+# scripts/interop/modules/README.md).
+MODULES=(mail)
+mail_packages=(postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks libnet-ssleay-perl)
+mail_ports=("$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT" "$LMTP_PORT")
+mail_strays=(master dovecot)
+mail_sections=(
+	"A. our library, check and connect -> Postfix and Dovecot|TestPostfix TestDovecot TestDovecotLMTP TestConnect"
+	"B. real clients -> starttls lab (mail)|TestOpenSSLClient TestCurl TestSwaks TestPython"
+	"C. Postfix posttls-finger (oracle) -> starttls lab|TestPosttlsFinger"
+)
+ONLY=${INTEROP_ONLY:-}
 
 ARGS=("$@")
 MODE=test
@@ -43,12 +63,48 @@ GO_TEST_ARGS=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--up) MODE=up ;;
+	--only) shift; ONLY=${1:-} ;;
+	--only=*) ONLY=${1#--only=} ;;
 	--) shift; GO_TEST_ARGS=("$@"); break ;;
-	-h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "interop.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+
+for f in "$ROOT"/scripts/interop/modules/*.sh; do
+	[ -e "$f" ] || continue
+	# shellcheck source=/dev/null
+	. "$f"
+done
+SELECTED=()
+if [ -n "$ONLY" ]; then
+	for m in ${ONLY//,/ }; do
+		[[ " ${MODULES[*]} " == *" $m "* ]] || { echo "interop.sh: unknown module $m (known: ${MODULES[*]})" >&2; exit 2; }
+		SELECTED+=("$m")
+	done
+else
+	SELECTED=("${MODULES[@]}")
+fi
+# each_module FUNC: run NAME_FUNC for every selected module that defines it.
+each_module() {
+	local m
+	for m in "${SELECTED[@]}"; do
+		if declare -F "${m}_$1" >/dev/null; then "${m}_$1"; fi
+	done
+}
+# module_list VAR: the elements of NAME_VAR of every selected module.
+module_list() {
+	local m ref
+	for m in "${SELECTED[@]}"; do
+		ref="${m}_$1[@]"
+		if declare -p "${m}_$1" >/dev/null 2>&1; then printf '%s\n' "${!ref}"; fi
+	done
+}
+PACKAGES=("${BASE_PACKAGES[@]}")
+mapfile -t -O "${#PACKAGES[@]}" PACKAGES < <(module_list packages)
+mapfile -t ALL_PORTS < <(module_list ports)
+mapfile -t STRAY_COMMS < <(module_list strays)
 
 T0=$(date +%s)
 log() { printf '== [%3ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -162,9 +218,9 @@ stop_strays() {
 	for d in /proc/[0-9]*; do
 		pid=${d#/proc/}
 		read -r comm 2>/dev/null <"$d/comm" || continue
-		case $comm in
-		master | dovecot) ours "$pid" && stop_pid "stray $comm" "$pid" ;;
-		esac
+		if [[ " ${STRAY_COMMS[*]} " == *" $comm "* ]] && ours "$pid"; then
+			stop_pid "stray $comm" "$pid"
+		fi
 	done
 	return 0
 }
@@ -192,14 +248,13 @@ prepare_work() {
 		rm -rf "$WORK"
 	fi
 	local port
-	for port in "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT" "$LMTP_PORT"; do
+	for port in "${ALL_PORTS[@]}"; do
 		port_free "$port" || die "127.0.0.1:$port is already in use; stop that service or set INTEROP_*_PORT (see the top of $0)"
 	done
 	mkdir -p "$WORK"
 	chmod 755 "$WORK"
 	touch "$WORK/.starttls-interop"
-	mkdir -p "$WORK/pki" "$WORK/postfix/etc" "$WORK/postfix/spool" "$WORK/postfix/data" \
-		"$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/mail"
+	mkdir -p "$WORK/pki"
 }
 
 make_pki() {
@@ -282,6 +337,16 @@ start_postfix() {
 	record postfix "$pid"
 }
 
+mail_start() {
+	mkdir -p "$WORK/postfix/etc" "$WORK/postfix/spool" "$WORK/postfix/data" \
+		"$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/mail"
+	make_mailbox
+	start_dovecot # first: Postfix authenticates through Dovecot's auth socket
+	start_postfix
+	wait_ports "${mail_ports[@]}"
+	check_sources
+}
+
 start_dovecot() {
 	local d=$WORK/dovecot
 	subst "$ROOT/scripts/interop/dovecot.conf.in" >"$d/dovecot.conf"
@@ -301,7 +366,7 @@ wait_ports() {
 	for port in "$@"; do
 		until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
 			if [ "$(date +%s)" -ge $deadline ]; then
-				tail -n 20 "$WORK/postfix/postfix.log" "$WORK/dovecot/dovecot.log" >&2 2>/dev/null || true
+				find "$WORK" -name '*.log' -newer "$WORK/.starttls-interop" -exec tail -n 20 {} + >&2 2>/dev/null || true
 				die "port 127.0.0.1:$port not listening after 30s"
 			fi
 			sleep 0.2
@@ -332,6 +397,13 @@ export_env() {
 	export INTEROP_RCPT=$MAIL_USER@$MAIL_DOMAIN
 	export INTEROP_MAILDIR=$WORK/mail/$MAIL_USER/Maildir
 	export INTEROP_STARTTLS=$WORK/starttls
+	export INTEROP_PYTHON=/usr/bin/python3
+	export INTEROP_SCRIPTS=$ROOT/scripts/interop
+	export INTEROP_MODULES="${SELECTED[*]}"
+	each_module env
+}
+
+mail_env() {
 	export INTEROP_POSTFIX_SMTP=127.0.0.1:$SMTP_PORT
 	export INTEROP_POSTFIX_SMTPS=127.0.0.1:$SMTPS_PORT
 	export INTEROP_DOVECOT_IMAP=127.0.0.1:$IMAP_PORT
@@ -342,18 +414,16 @@ export_env() {
 	export INTEROP_SOURCE=$SOURCE_STRICT
 	export INTEROP_SOURCE_PLAINTEXT_LOGIN=$SOURCE_LAX
 	export INTEROP_POSTFIX_CLIENT_CONFIG=$WORK/posttls-finger
-	export INTEROP_PYTHON=/usr/bin/python3
-	export INTEROP_SCRIPTS=$ROOT/scripts/interop
+}
+
+mail_versions() {
+	echo "Postfix $(postconf -d -h mail_version 2>/dev/null), Dovecot $(dovecot --version | cut -d' ' -f1), swaks $(swaks --version 2>/dev/null | sed -n 's/^swaks version //p')"
 }
 
 # The matrix: every subtest of the interop package is named "client→server"
 # (go test shows spaces as underscores). Sections in a fixed order; a test
 # that failed before its subtests ran is listed as a whole.
-SECTIONS=(
-	"A. our library, check and connect -> real servers|TestPostfix TestDovecot TestDovecotLMTP TestConnect"
-	"B. real clients -> starttls lab|TestOpenSSLClient TestCurl TestSwaks TestPython"
-	"C. Postfix posttls-finger (oracle) -> starttls lab|TestPosttlsFinger"
-)
+mapfile -t SECTIONS < <(module_list sections)
 
 print_matrix() { # go test -v log
 	local logf=$1 results section title tests top known="" rows=0
@@ -400,9 +470,9 @@ print_matrix() { # go test -v log
 	skip=$(grep -cE '^ *--- SKIP: [^ ]+/' "$logf" || true)
 	echo
 	echo "----------------------------------------------------------------------"
-	echo "components: Postfix $(postconf -d -h mail_version 2>/dev/null), Dovecot $(dovecot --version | cut -d' ' -f1),"
-	echo "  $(openssl version | cut -d' ' -f1-2), $(curl --version | head -n1 | cut -d' ' -f1-2),"
-	echo "  swaks $(swaks --version 2>/dev/null | sed -n 's/^swaks version //p'), $(/usr/bin/python3 --version), $(go version | cut -d' ' -f3)"
+	echo "components:"
+	each_module versions | sed 's/^/  /'
+	echo "  $(openssl version | cut -d' ' -f1-2), $(curl --version | head -n1 | cut -d' ' -f1-2), $(/usr/bin/python3 --version), $(go version | cut -d' ' -f3)"
 	echo "subtests: $pass passed, $fail failed, $skip skipped"
 }
 
@@ -415,11 +485,11 @@ main() {
 	prepare_work
 	mv "$WORK_APT_LOG" "$WORK/apt.log"
 	make_pki
-	make_mailbox
-	start_dovecot # first: Postfix authenticates through Dovecot's auth socket
-	start_postfix
-	wait_ports "$SMTP_PORT" "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$POP3_PORT" "$POP3S_PORT" "$LMTP_PORT"
-	check_sources
+	local m
+	for m in "${SELECTED[@]}"; do
+		"${m}_start"
+	done
+	[ ${#ALL_PORTS[@]} = 0 ] || wait_ports "${ALL_PORTS[@]}"
 	export_env
 
 	if [ $MODE = up ]; then
@@ -437,7 +507,7 @@ main() {
 	log "go test -tags interop ./interop/"
 	local rc gotest=$WORK/go-test.log
 	set +e
-	go test -tags interop -count=1 -v -timeout 5m ./interop/ "${GO_TEST_ARGS[@]}" </dev/null 2>&1 | tee "$gotest"
+	go test -tags interop -count=1 -v -timeout 20m ./interop/ "${GO_TEST_ARGS[@]}" </dev/null 2>&1 | tee "$gotest"
 	rc=${PIPESTATUS[0]}
 	set -e
 	print_matrix "$gotest"
