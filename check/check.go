@@ -130,6 +130,24 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 		r.judgeTLS()
 		r.judgeCert(now)
 	}
+	if mode != starttls.ModeImplicit && dial.HasPlaintextAuthProbe(t.Scheme.Protocol) {
+		// The upgrade dialog could not show whether login works without
+		// TLS; a second connection asks, without a real credential.
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		mechs, perr := dial.ProbePlaintextAuth(pctx, t, dopts)
+		cancel()
+		switch {
+		case perr != nil:
+			r.add(Info, "plaintext-auth-unknown", "could not tell whether the server accepts login without TLS: "+perr.Error(), "")
+		default:
+			for _, m := range mechs {
+				if !slices.Contains(res.AuthBefore, m) {
+					res.AuthBefore = append(res.AuthBefore, m)
+				}
+			}
+			r.Auth.BeforeTLS = nonNil(res.AuthBefore)
+		}
+	}
 	r.judgeAuthAndCaps(res, mode)
 
 	if mode != starttls.ModeImplicit && res.Upgraded && !o.SkipInjection {

@@ -55,6 +55,17 @@ var clients = map[string]UpgradeFunc{
 	"pop3": adapt(pop3.Upgrade),
 }
 
+// PlaintextAuthFunc asks a server, over conn without TLS and without
+// sending a real credential, which login methods it would accept in
+// plaintext. It is for protocols whose pre-TLS dialog does not tell:
+// PostgreSQL and MySQL clients choose TLS before the server says anything
+// about login, and an LDAP server only answers a bind attempt. The probe
+// must not close conn; the caller does.
+type PlaintextAuthFunc func(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions) ([]string, error)
+
+// plaintextAuth maps a protocol name to its plaintext-login probe.
+var plaintextAuth = map[string]PlaintextAuthFunc{}
+
 // Protocols returns the names of the protocols this package can dial.
 func Protocols() []string {
 	names := make([]string, 0, len(clients))
@@ -119,4 +130,46 @@ func Dial(ctx context.Context, t *starttls.Target, o *Options) (Session, *startt
 		return nil, &starttls.Result{Protocol: t.Scheme.Protocol, Mode: opts.Mode, Transcript: opts.Transcript}, fmt.Errorf("dial: %w", err)
 	}
 	return up(ctx, conn, &opts)
+}
+
+// HasPlaintextAuthProbe reports whether the protocol has a plaintext-login
+// probe (see PlaintextAuthFunc).
+func HasPlaintextAuthProbe(protocol string) bool { return plaintextAuth[protocol] != nil }
+
+// ProbePlaintextAuth connects to t without TLS and runs the protocol's
+// plaintext-login probe: the login methods the server accepts before TLS.
+// It fails for a protocol without one (see HasPlaintextAuthProbe).
+func ProbePlaintextAuth(ctx context.Context, t *starttls.Target, o *Options) ([]string, error) {
+	probe := plaintextAuth[t.Scheme.Protocol]
+	if probe == nil {
+		return nil, fmt.Errorf("dial: protocol %q has no plaintext-login probe", t.Scheme.Protocol)
+	}
+	var opts starttls.ClientOptions
+	var d net.Dialer
+	if o != nil {
+		opts = o.Client
+		if o.Source != "" {
+			ip := net.ParseIP(o.Source)
+			if ip == nil {
+				return nil, fmt.Errorf("dial: source %q is not an IP address", o.Source)
+			}
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	opts.Mode = starttls.ModePlain
+	opts.Transcript = nil
+	if opts.ServerName == "" {
+		opts.ServerName = t.Host
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, starttls.DefaultTimeout)
+		defer cancel()
+	}
+	conn, err := d.DialContext(ctx, "tcp", t.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	return probe(ctx, conn, &opts)
 }
