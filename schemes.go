@@ -17,38 +17,41 @@ type Scheme struct {
 	Protocol string // protocol package, e.g. "smtp"
 	Port     int    // default port
 	Implicit bool   // TLS from the first byte (RFC 8314)
+	// Binary marks protocols whose messages are not text lines (LDAP's
+	// BER, PostgreSQL's and MySQL's packets): `connect` relays them raw.
+	Binary bool
 }
 
 // schemes is the one table of protocols. Ports follow IANA and the seeds'
 // port table; implicit-TLS ports are RFC 8314 §3 (465, 993, 995), XEP-0368
 // (5223), RFC 4513 §3 (636), RFC 4642 (563), RFC 4217 (990), IRCv3 (6697).
 var schemes = []Scheme{
-	{"smtp", "smtp", 25, false},
-	{"submission", "smtp", 587, false},
-	{"smtps", "smtp", 465, true},
-	{"lmtp", "lmtp", 24, false},
-	{"imap", "imap", 143, false},
-	{"imaps", "imap", 993, true},
-	{"pop3", "pop3", 110, false},
-	{"pop3s", "pop3", 995, true},
-	{"xmpp", "xmpp", 5222, false},
-	{"xmpps", "xmpp", 5223, true},
-	{"xmpp-server", "xmpp-server", 5269, false},
-	{"ldap", "ldap", 389, false},
-	{"ldaps", "ldap", 636, true},
-	{"nntp", "nntp", 119, false},
-	{"nntps", "nntp", 563, true},
-	{"ftp", "ftp", 21, false},
-	{"ftps", "ftp", 990, true},
-	{"irc", "irc", 6667, false},
-	{"ircs", "irc", 6697, true},
-	{"sieve", "sieve", 4190, false},
-	{"postgres", "postgres", 5432, false},
-	{"mysql", "mysql", 3306, false},
-	{"http-upgrade", "http", 80, false},
-	{"https", "http", 443, true},
-	{"telnet", "telnet", 23, false},
-	{"telnets", "telnet", 992, true},
+	{"smtp", "smtp", 25, false, false},
+	{"submission", "smtp", 587, false, false},
+	{"smtps", "smtp", 465, true, false},
+	{"lmtp", "lmtp", 24, false, false},
+	{"imap", "imap", 143, false, false},
+	{"imaps", "imap", 993, true, false},
+	{"pop3", "pop3", 110, false, false},
+	{"pop3s", "pop3", 995, true, false},
+	{"xmpp", "xmpp", 5222, false, false},
+	{"xmpps", "xmpp", 5223, true, false},
+	{"xmpp-server", "xmpp-server", 5269, false, false},
+	{"ldap", "ldap", 389, false, true},
+	{"ldaps", "ldap", 636, true, true},
+	{"nntp", "nntp", 119, false, false},
+	{"nntps", "nntp", 563, true, false},
+	{"ftp", "ftp", 21, false, false},
+	{"ftps", "ftp", 990, true, false},
+	{"irc", "irc", 6667, false, false},
+	{"ircs", "irc", 6697, true, false},
+	{"sieve", "sieve", 4190, false, false},
+	{"postgres", "postgres", 5432, false, true},
+	{"mysql", "mysql", 3306, false, true},
+	{"http-upgrade", "http", 80, false, false},
+	{"https", "http", 443, true, false},
+	{"telnet", "telnet", 23, false, false},
+	{"telnets", "telnet", 992, true, false},
 }
 
 // Schemes returns a copy of the protocol table.

@@ -296,7 +296,9 @@ func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 		r.add(Warn, "starttls-offered-after-tls", "the server still advertises the upgrade inside TLS (RFC 3207 §4.2 forbids it)", "")
 	}
 	if res.Upgraded && res.TLS != nil && mode != starttls.ModeImplicit {
-		if !res.CapsReread {
+		// A protocol without capabilities before TLS (PostgreSQL) has
+		// nothing to read again.
+		if !res.CapsReread && len(res.CapsBefore) > 0 {
 			r.add(Warn, "caps-not-reread", "the capabilities could not be read again over TLS", "")
 		} else if added := diff(res.AuthAfter, res.AuthBefore); len(added) > 0 {
 			r.add(Info, "auth-after-tls", "login mechanisms offered only inside TLS: "+strings.Join(added, ", "), "")

@@ -23,7 +23,7 @@ func runConnect(e *env, args []string) int {
 	cf.register(fs)
 	trace := fs.Bool("trace", false, "show the dialog before the interactive session, with directions and times (stderr)")
 	insecure := fs.Bool("insecure", false, "DANGEROUS: do not verify the certificate chain or name")
-	raw := fs.Bool("raw", false, "send stdin as it is (default: a lone LF becomes CRLF, as the protocols require)")
+	raw := fs.Bool("raw", false, "send stdin as it is (default for LDAP, PostgreSQL and MySQL; for the text protocols a lone LF becomes CRLF, as they require)")
 	quiet := fs.Bool("quiet", false, "do not print the TLS summary")
 	linger := fs.Duration("linger", 3*time.Second, "after stdin ends, wait this long for the server's last words")
 	pos, err := parse(fs, args)
@@ -105,7 +105,8 @@ func runConnect(e *env, args []string) int {
 		}
 	}()
 	stdinDone := make(chan error, 1)
-	go func() { stdinDone <- copyInput(conn, e.stdin, !*raw) }()
+	crlf := !*raw && !t.Scheme.Binary
+	go func() { stdinDone <- copyInput(conn, e.stdin, crlf) }()
 
 	select {
 	case err := <-serverDone:
