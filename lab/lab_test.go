@@ -143,3 +143,27 @@ func TestStoreBounded(t *testing.T) {
 		t.Fatal("a message larger than the store was accepted")
 	}
 }
+
+// TestEverySchemeHasAnEndpoint: the lab serves every scheme of the protocol
+// table under the scheme's own name, and the broken variants for the plain
+// STARTTLS schemes.
+func TestEverySchemeHasAnEndpoint(t *testing.T) {
+	l, err := Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, sc := range starttls.Schemes() {
+		ep, ok := l.Endpoint(sc.Name)
+		if !ok {
+			t.Errorf("no lab endpoint for scheme %s", sc.Name)
+			continue
+		}
+		if ep.Broken || ep.Protocol != sc.Protocol || !strings.HasPrefix(ep.URL, sc.Name+"://") {
+			t.Errorf("endpoint %s = %+v", sc.Name, ep)
+		}
+		if _, broken := l.Endpoint(sc.Name + "-no-starttls"); !sc.Implicit && sc.Name != "submission" && sc.Name != "lmtp" && !broken {
+			t.Errorf("STARTTLS scheme %s has no broken variants", sc.Name)
+		}
+	}
+}
