@@ -120,7 +120,7 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 			if res.Offered {
 				r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", res.UpgradeReply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
 			} else {
-				r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", "enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may; Dovecot: ssl = yes)")
+				r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", adviceFor(r.Protocol).notOffered)
 			}
 		}
 	}
@@ -154,7 +154,7 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 		r.Injection = probeInjection(ctx, t, dopts, timeout, o.InjectionWait)
 		if r.Injection.Vulnerable {
 			r.add(Fail, "command-injection", fmt.Sprintf("the server executed a command pipelined in plaintext after the upgrade command, inside TLS (CVE-2011-0411 class): sent %q, got %q", r.Injection.Sent, r.Injection.Reply),
-				"discard input buffered before the TLS handshake (fixed in Postfix 2.8.4 and later)")
+				adviceFor(t.Scheme.Protocol).injection)
 		}
 	}
 	r.finish()
@@ -210,7 +210,7 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 		r.fail("server-unavailable", "could not check: the server answered with a temporary failure (busy, greylisting or rate limit): "+err.Error())
 		return false
 	case errors.Is(err, starttls.ErrUpgradeNotOffered):
-		r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", "enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may; Dovecot: ssl = yes)")
+		r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", adviceFor(r.Protocol).notOffered)
 	case errors.Is(err, starttls.ErrPlaintextAfterUpgrade):
 		r.add(Fail, "response-injection", fmt.Sprintf("the server sent %d bytes of plaintext after its go-ahead, before TLS (%q): a client that trusted them would be open to response injection; a middlebox may be tampering", len(res.PlaintextAfterUpgrade), clip(string(res.PlaintextAfterUpgrade), 60)), "")
 	case errors.As(err, &he):
@@ -287,7 +287,7 @@ func (r *Report) judgeCert(now time.Time) {
 func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 	if mode != starttls.ModeImplicit && len(res.AuthBefore) > 0 {
 		r.add(Fail, "auth-before-tls", fmt.Sprintf("the server offers login before TLS (%s): passwords can be sent in plaintext and stolen", strings.Join(res.AuthBefore, ", ")),
-			"offer login only after STARTTLS (Postfix: smtpd_tls_auth_only = yes; Dovecot: disable_plaintext_auth = yes)")
+			adviceFor(r.Protocol).authBeforeTLS)
 	}
 	if res.UpgradeRequired && mode != starttls.ModeImplicit {
 		r.add(Info, "starttls-required", "the server marks the upgrade mandatory: clients cannot go on in plaintext", "")
@@ -304,7 +304,7 @@ func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 			r.add(Info, "auth-after-tls", "login mechanisms offered only inside TLS: "+strings.Join(added, ", "), "")
 		}
 	}
-	if res.Upgraded && res.TLS != nil && len(res.AuthAfter) == 0 && r.Protocol != "smtp" && r.Protocol != "lmtp" {
+	if res.Upgraded && res.TLS != nil && len(res.AuthAfter) == 0 && !adviceFor(r.Protocol).noLoginList {
 		r.add(Info, "no-login-after-tls", "no login mechanism is offered even inside TLS", "")
 	}
 }
