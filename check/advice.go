@@ -12,6 +12,9 @@ type advice struct {
 	// method only after a user name is sent), so an empty list says
 	// nothing.
 	noLoginList bool
+	// capsOnce: the server states its capabilities once, before TLS
+	// (MySQL's greeting); there is nothing to read again.
+	capsOnce bool
 }
 
 var advices = map[string]advice{
@@ -66,6 +69,7 @@ var advices = map[string]advice{
 		notOffered:    "enable TLS (MariaDB/MySQL: ssl_cert and ssl_key)",
 		authBeforeTLS: "refuse logins without TLS (require_secure_transport = ON, or REQUIRE SSL per account)",
 		noLoginList:   true,
+		capsOnce:      true,
 	},
 	"http": {notOffered: "answer Upgrade: TLS/1.0 with 101 Switching Protocols (RFC 2817), or serve https only"},
 }

@@ -298,7 +298,7 @@ func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 	if res.Upgraded && res.TLS != nil && mode != starttls.ModeImplicit {
 		// A protocol without capabilities before TLS (PostgreSQL) has
 		// nothing to read again.
-		if !res.CapsReread && len(res.CapsBefore) > 0 {
+		if !res.CapsReread && len(res.CapsBefore) > 0 && !adviceFor(r.Protocol).capsOnce {
 			r.add(Warn, "caps-not-reread", "the capabilities could not be read again over TLS", "")
 		} else if added := diff(res.AuthAfter, res.AuthBefore); len(added) > 0 {
 			r.add(Info, "auth-after-tls", "login mechanisms offered only inside TLS: "+strings.Join(added, ", "), "")

@@ -178,8 +178,10 @@ func printSession(e *env, res *starttls.Result, name string, insecure bool) {
 	switch {
 	case res.Mode == starttls.ModeImplicit:
 		fmt.Fprint(w, ", implicit TLS")
-	case res.Upgraded:
+	case res.Upgraded && res.UpgradeReply != "":
 		fmt.Fprintf(w, ", upgraded with STARTTLS (%s)", res.UpgradeReply)
+	case res.Upgraded:
+		fmt.Fprint(w, ", upgraded with STARTTLS")
 	default:
 		fmt.Fprint(w, ", PLAINTEXT (not upgraded)")
 	}
