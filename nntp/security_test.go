@@ -1,0 +1,572 @@
+package nntp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls/starttls"
+)
+
+// TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: "STARTTLS\r\nCAPABILITIES\r\n"
+// in one write (EAST-CIT test_pop3_server, SV-03): CAPABILITIES is never
+// answered inside TLS; the server closes the connection.
+func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
+	for _, pipelined := range []string{"CAPABILITIES\r\n", "AUTHINFO USER alice\r\nAUTHINFO PASS secret pw\r\n", "DATE"} {
+		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
+			srv := newServer(t)
+			c := dialRaw(t, startServer(t, srv))
+			c.write("STARTTLS\r\n" + pipelined)
+			if got := c.line(); got != "382 Continue with TLS negotiation" {
+				t.Fatalf("STARTTLS = %q", got)
+			}
+			_, ct := tlsPair(t)
+			cfg := ct.Clone()
+			cfg.ServerName = "localhost"
+			tc := tls.Client(c.conn, cfg)
+			if err := tc.Handshake(); err == nil {
+				buf := make([]byte, 512)
+				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				if n, _ := tc.Read(buf); n > 0 {
+					t.Fatalf("server answered the pipelined command inside TLS: %q", buf[:n])
+				}
+				t.Fatal("handshake succeeded after pipelined plaintext, want the connection closed")
+			}
+		})
+	}
+}
+
+// TestServerInsecureKeepPipelined: the lab knob really reproduces
+// CVE-2011-0411, and the client probe sees it; the default server is safe.
+func TestServerInsecureKeepPipelined(t *testing.T) {
+	t.Run("raw", func(t *testing.T) {
+		srv := newServer(t)
+		srv.InsecureKeepPipelined = true
+		c := dialRaw(t, startServer(t, srv))
+		c.write("STARTTLS\r\nCAPABILITIES\r\n")
+		if got := c.line(); got != "382 Continue with TLS negotiation" {
+			t.Fatalf("STARTTLS = %q", got)
+		}
+		c.startTLS()
+		if got := c.line(); got != "101 Capability list:" {
+			t.Errorf("first line inside TLS = %q, want the CAPABILITIES answer", got)
+		}
+	})
+	tests := []struct {
+		name       string
+		insecure   bool
+		vulnerable bool
+		wantErr    bool
+	}{
+		{"vulnerable lab server", true, true, false},
+		{"default server", false, false, true},
+	}
+	for _, tt := range tests {
+		t.Run("probe/"+tt.name, func(t *testing.T) {
+			srv := newServer(t)
+			srv.InsecureKeepPipelined = tt.insecure
+			addr := startServer(t, srv)
+			opts := clientOpts(t, starttls.ModeRequired)
+			opts.ProbeInjection = true
+			opts.InjectionWait = 300 * time.Millisecond
+			ctx := testCtx(t)
+			c, res, err := Dial(ctx, addr, opts)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
+			}
+			inj := res.Injection
+			if inj == nil || inj.Sent != "CAPABILITIES" || inj.Vulnerable != tt.vulnerable {
+				t.Fatalf("Injection = %+v, want Vulnerable=%v", inj, tt.vulnerable)
+			}
+			if tt.vulnerable {
+				if !strings.HasPrefix(inj.Reply, "101 Capability list:") {
+					t.Errorf("Injection.Reply = %q", inj.Reply)
+				}
+				// The dialog goes on in step after the probe.
+				if !res.CapsReread || !reflect.DeepEqual(res.AuthAfter, []string{"USER", "PLAIN"}) {
+					t.Errorf("after probe: CapsReread %v AuthAfter %q", res.CapsReread, res.AuthAfter)
+				}
+				if err := c.Login(ctx, "alice", "secret pw"); err != nil {
+					t.Errorf("Login after probe: %v", err)
+				}
+				c.Close()
+			} else if !inj.Closed {
+				t.Errorf("Injection.Closed = false, want true (the server closed)")
+			}
+		})
+	}
+	t.Run("probe/silent safe server", func(t *testing.T) {
+		// A server that discards the pipelined command and goes on with the
+		// handshake (the go-smtp way): not vulnerable, session usable.
+		addr, wait := fakeServer(t, func(f *fake) {
+			st, _ := tlsPair(f.t)
+			f.send(greeting)
+			f.expect("CAPABILITIES")
+			f.send(capsSTLS)
+			f.expect("STARTTLS")
+			f.r.Discard(f.r.Buffered())
+			f.send("382 go\r\n")
+			if !f.startTLS(st) {
+				return
+			}
+			f.expect("CAPABILITIES")
+			f.send(capsTLS)
+			f.expect("QUIT")
+			f.send("205 bye\r\n")
+			f.drain()
+		})
+		opts := clientOpts(t, starttls.ModeRequired)
+		opts.ProbeInjection = true
+		opts.InjectionWait = 200 * time.Millisecond
+		c, res, err := Dial(testCtx(t), addr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		wait()
+		if inj := res.Injection; inj == nil || inj.Vulnerable || inj.Closed || inj.Err != "" {
+			t.Errorf("Injection = %+v, want not vulnerable", inj)
+		}
+	})
+}
+
+// TestClientRejectsResponseInjection: plaintext after the 382 go-ahead
+// (EAST Buffering B_1, nodemailer#1835 partial line) fails the
+// upgrade; garbage instead of a ServerHello (B_2) is a clean handshake
+// error.
+func TestClientRejectsResponseInjection(t *testing.T) {
+	tests := []struct {
+		name     string
+		goAhead  string
+		want     error
+		injected string
+	}{
+		{"B_1", "382 Continue with fake TLS\r\n101 caps\r\nAUTHINFO USER\r\n.\r\n", starttls.ErrPlaintextAfterUpgrade, "101 caps\r\nAUTHINFO USER\r\n.\r\n"},
+		{"partial line", "382 go\r\n101 AUTHINFO US", starttls.ErrPlaintextAfterUpgrade, "101 AUTHINFO US"},
+		{"B_2 garbage", "382 Continue with fake TLS\r\n", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, wait := fakeServer(t, func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsSTLS)
+				f.expect("STARTTLS")
+				f.send(tt.goAhead)
+				if tt.want == nil {
+					// B_2: non-TLS bytes where the ServerHello should be.
+					f.r.ReadByte()
+					f.send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
+				}
+				f.drain()
+			})
+			c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			if c != nil {
+				t.Fatal("Dial returned a client")
+			}
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) {
+					t.Errorf("Dial() error = %v, want %v", err, tt.want)
+				}
+				if string(res.PlaintextAfterUpgrade) != tt.injected {
+					t.Errorf("PlaintextAfterUpgrade = %q, want %q", res.PlaintextAfterUpgrade, tt.injected)
+				}
+			} else {
+				var he *starttls.HandshakeError
+				if !errors.As(err, &he) {
+					t.Errorf("Dial() error = %v, want *HandshakeError", err)
+				}
+			}
+			if res.Upgraded || res.CapsAfter != nil {
+				t.Errorf("Upgraded %v CapsAfter %q: injected data must not be used", res.Upgraded, res.CapsAfter)
+			}
+			f := wait()
+			if got := f.plain.String(); tt.want != nil && got != "CAPABILITIES\r\nSTARTTLS\r\n" {
+				t.Errorf("client sent %q after the injection", got)
+			}
+		})
+	}
+}
+
+// TestRequiredNeverFallsBack: in ModeRequired a missing, refused or failed
+// upgrade or a silent server is an error, and nothing else is sent (CL-07,
+// CL-24, CL-25).
+func TestRequiredNeverFallsBack(t *testing.T) {
+	tests := []struct {
+		name    string
+		script  func(f *fake)
+		clientT func(o *starttls.ClientOptions)
+		ctxT    time.Duration
+		want    error
+		sent    string
+	}{
+		{
+			name: "not offered",
+			script: func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsNoSTLS)
+				f.drain()
+			},
+			want: starttls.ErrUpgradeNotOffered, sent: "CAPABILITIES\r\n",
+		},
+		{
+			name: "refused (O_x: STARTTLS not supported)",
+			script: func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsSTLS)
+				f.expect("STARTTLS")
+				f.send("580 Can not initiate TLS negotiation\r\n")
+				f.drain()
+			},
+			want: starttls.ErrUpgradeRefused, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
+		},
+		{
+			name: "refused 502, CAPABILITIES unknown",
+			script: func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send("500 What?\r\n")
+				f.expect("STARTTLS")
+				f.send("502 Command unavailable\r\n")
+				f.drain()
+			},
+			want: starttls.ErrUpgradeRefused, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
+		},
+		{
+			name: "handshake failure (untrusted certificate)",
+			script: func(f *fake) {
+				st, _ := tlsPair(f.t)
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsSTLS)
+				f.expect("STARTTLS")
+				f.send("382 go\r\n")
+				if f.startTLS(st) {
+					f.t.Error("handshake succeeded with an untrusted certificate")
+				}
+				f.drain()
+			},
+			clientT: func(o *starttls.ClientOptions) { o.TLSConfig = nil },
+			want:    &starttls.HandshakeError{}, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
+		},
+		{
+			name: "silent server",
+			script: func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsSTLS)
+				f.expect("STARTTLS")
+				f.drain()
+			},
+			ctxT: 300 * time.Millisecond,
+			want: context.DeadlineExceeded, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, wait := fakeServer(t, tt.script)
+			opts := clientOpts(t, starttls.ModeRequired)
+			if tt.clientT != nil {
+				tt.clientT(opts)
+			}
+			ctx := testCtx(t)
+			if tt.ctxT > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.ctxT)
+				defer cancel()
+			}
+			c, res, err := Dial(ctx, addr, opts)
+			if c != nil || err == nil {
+				t.Fatalf("Dial() = %v, %v; want an error", c, err)
+			}
+			if he, ok := tt.want.(*starttls.HandshakeError); ok {
+				if !errors.As(err, &he) || starttls.CertificateProblem(err) != "untrusted" {
+					t.Errorf("Dial() error = %v, want an untrusted-certificate HandshakeError", err)
+				}
+			} else if !errors.Is(err, tt.want) {
+				t.Errorf("Dial() error = %v, want %v", err, tt.want)
+			}
+			if res.Upgraded {
+				t.Error("Upgraded = true")
+			}
+			f := wait()
+			if got := f.plain.String(); !strings.HasPrefix(got, tt.sent) {
+				t.Errorf("client sent %q, want %q", got, tt.sent)
+			} else if rest := got[len(tt.sent):]; rest != "" && (rest[0] != 0x16 || strings.Contains(rest, "USER") || strings.Contains(rest, "PASS")) {
+				t.Errorf("client sent %q after %q", rest, tt.sent)
+			}
+		})
+	}
+}
+
+// TestNoCredentialsBeforeTLS: the client refuses Login in plaintext unless
+// ModePlain; the server refuses plaintext login unless AllowPlaintextLogin.
+func TestNoCredentialsBeforeTLS(t *testing.T) {
+	t.Run("client", func(t *testing.T) {
+		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModePlain} {
+			addr, wait := fakeServer(t, func(f *fake) {
+				f.send(greeting)
+				f.expect("CAPABILITIES")
+				f.send(capsNoSTLS)
+				if mode == starttls.ModePlain {
+					f.expect("AUTHINFO USER alice")
+					f.send("381 password\r\n")
+					f.expect("AUTHINFO PASS secret pw")
+					f.send("281 ok\r\n")
+					f.expect("CAPABILITIES")
+					f.send("101 caps\r\nREADER\r\n.\r\n")
+				}
+				f.expect("QUIT")
+				f.send("205 bye\r\n")
+				f.drain()
+			})
+			opts := clientOpts(t, mode)
+			ctx := testCtx(t)
+			c, _, err := Dial(ctx, addr, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Login(ctx, "alice", "secret pw")
+			if mode == starttls.ModePlain && err != nil {
+				t.Errorf("%v: Login: %v", mode, err)
+			}
+			if mode != starttls.ModePlain && !errors.Is(err, starttls.ErrFallbackForbidden) {
+				t.Errorf("%v: Login() error = %v, want ErrFallbackForbidden", mode, err)
+			}
+			c.Close()
+			f := wait()
+			if mode != starttls.ModePlain && strings.Contains(f.plain.String(), "PASS") {
+				t.Errorf("%v: credentials sent: %q", mode, f.plain.String())
+			}
+			for _, ev := range opts.Transcript.Events() {
+				if strings.Contains(ev.Text, "secret") {
+					t.Errorf("transcript shows the password: %q", ev.Text)
+				}
+			}
+		}
+	})
+	t.Run("server", func(t *testing.T) {
+		for _, allow := range []bool{false, true} {
+			srv := newServer(t)
+			srv.AllowPlaintextLogin = allow
+			c := dialRaw(t, startServer(t, srv))
+			c.cmd("CAPABILITIES")
+			caps := parseCaps(c.multi())
+			if (len(authMechs(caps)) > 0) != allow || hasCap(caps, "SASL") != allow {
+				t.Errorf("AllowPlaintextLogin=%v: CAPABILITIES = %q", allow, caps)
+			}
+			got := c.cmd("AUTHINFO USER alice")
+			if allow != strings.HasPrefix(got, "381 ") {
+				t.Errorf("AllowPlaintextLogin=%v: AUTHINFO USER = %q", allow, got)
+			}
+			if !allow && got != "483 Encryption required: use STARTTLS first" {
+				t.Errorf("AUTHINFO USER = %q", got)
+			}
+			if allow {
+				c.cmd("AUTHINFO PASS wrong")
+			}
+			got = c.cmd("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			if allow != strings.HasPrefix(got, "281 ") {
+				t.Errorf("AllowPlaintextLogin=%v: AUTH PLAIN = %q", allow, got)
+			}
+		}
+	})
+}
+
+func TestLineTooLong(t *testing.T) {
+	t.Run("server", func(t *testing.T) {
+		srv := newServer(t)
+		c := dialRaw(t, startServer(t, srv))
+		c.write("DATE " + strings.Repeat("x", 520) + "\r\n")
+		if got := c.line(); got != "500 line too long, closing" {
+			t.Errorf("long line: %q", got)
+		}
+	})
+	for _, tt := range []struct{ name, greet, caps string }{
+		{"client greeting", "200 " + strings.Repeat("x", 5000) + "\r\n", ""},
+		{"client CAPABILITIES line", greeting, "101 caps\r\nSASL " + strings.Repeat("X ", 3000) + "\r\n.\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, wait := fakeServer(t, func(f *fake) {
+				f.send(tt.greet)
+				if tt.caps != "" {
+					f.expect("CAPABILITIES")
+					f.send(tt.caps)
+				}
+				f.drain()
+			})
+			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			if !errors.Is(err, starttls.ErrLineTooLong) {
+				t.Errorf("Dial() error = %v, want ErrLineTooLong", err)
+			}
+			wait()
+		})
+	}
+}
+
+// TestTLSClientHelloOnPlaintextPort: an implicit-TLS client on the STARTTLS
+// port gets a clear error and a closed connection, fast (PR-27).
+func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
+	srv := newServer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- srv.ServeConn(context.Background(), conn)
+	}()
+	start := time.Now()
+	opts := clientOpts(t, starttls.ModeImplicit)
+	_, _, err = Dial(testCtx(t), l.Addr().String(), opts)
+	var he *starttls.HandshakeError
+	if !errors.As(err, &he) {
+		t.Errorf("client: Dial() error = %v, want *HandshakeError", err)
+	}
+	var rh tls.RecordHeaderError
+	if !errors.As(err, &rh) {
+		t.Logf("client error has no RecordHeaderError: %v", err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, starttls.ErrTLSOnPlaintextPort) {
+			t.Errorf("ServeConn() = %v, want ErrTLSOnPlaintextPort", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server still waiting on a ClientHello")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v", d)
+	}
+
+	// A ClientHello after a command, on the same line start.
+	c := dialRaw(t, startServer(t, newServer(t)))
+	c.write("DATE\r\n\x16\x03\x01\x00\x10")
+	c.line() // DATE answered
+	if got := c.line(); !strings.HasPrefix(got, "500 TLS received on the plaintext NNTP port") {
+		t.Errorf("ClientHello: %q", got)
+	}
+	c.expectEOF()
+}
+
+// TestCapabilitiesRereadAfterTLS: capabilities from before TLS never
+// survive the upgrade (RFC 2595 §4, CL-40).
+func TestCapabilitiesRereadAfterTLS(t *testing.T) {
+	t.Run("fake", func(t *testing.T) {
+		pre := "101 caps\r\nSTARTTLS\r\nAUTHINFO USER SASL\r\nSASL PLAIN LOGIN\r\nX-INJECTED\r\n.\r\n"
+		post := "101 caps\r\nAUTHINFO SASL\r\nSASL SCRAM-SHA-256 PLAIN\r\nREADER\r\n.\r\n"
+		addr, wait := fakeServer(t, func(f *fake) {
+			st, _ := tlsPair(f.t)
+			f.send(greeting)
+			f.expect("CAPABILITIES")
+			f.send(pre)
+			f.expect("STARTTLS")
+			f.send("382 go\r\n")
+			if !f.startTLS(st) {
+				return
+			}
+			f.expect("CAPABILITIES")
+			f.send(post)
+			// USER was offered only before TLS: the client must use SASL.
+			f.expect("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			f.send("281 ok\r\n")
+			f.expect("CAPABILITIES")
+			f.send("101 caps\r\nREADER\r\n.\r\n")
+			f.expect("QUIT")
+			f.send("205 bye\r\n")
+			f.drain()
+		})
+		ctx := testCtx(t)
+		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"AUTHINFO SASL", "SASL SCRAM-SHA-256 PLAIN", "READER"}; !reflect.DeepEqual(res.CapsAfter, want) {
+			t.Errorf("CapsAfter = %q, want %q", res.CapsAfter, want)
+		}
+		if want := []string{"SCRAM-SHA-256", "PLAIN"}; !reflect.DeepEqual(res.AuthAfter, want) {
+			t.Errorf("AuthAfter = %q, want %q", res.AuthAfter, want)
+		}
+		if want := []string{"USER", "PLAIN", "LOGIN"}; !reflect.DeepEqual(res.AuthBefore, want) {
+			t.Errorf("AuthBefore = %q, want %q", res.AuthBefore, want)
+		}
+		if !res.CapsReread || res.OfferedAfterTLS {
+			t.Errorf("CapsReread %v OfferedAfterTLS %v", res.CapsReread, res.OfferedAfterTLS)
+		}
+		if err := c.Login(ctx, "alice", "secret pw"); err != nil {
+			t.Errorf("Login: %v", err)
+		}
+		c.Close()
+		wait()
+	})
+	t.Run("STARTTLS after TLS reported", func(t *testing.T) {
+		addr, wait := fakeServer(t, upgradeScript(capsSTLS, "101 caps\r\nSTARTTLS\r\nAUTHINFO USER\r\n.\r\n"))
+		c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OfferedAfterTLS {
+			t.Error("OfferedAfterTLS = false")
+		}
+		c.Close()
+		wait()
+	})
+	t.Run("server", func(t *testing.T) {
+		c := dialRaw(t, startServer(t, newServer(t)))
+		c.cmd("CAPABILITIES")
+		before := parseCaps(c.multi())
+		c.cmd("STARTTLS")
+		c.startTLS()
+		c.cmd("CAPABILITIES")
+		after := parseCaps(c.multi())
+		if !hasCap(before, "STARTTLS") || len(authMechs(before)) != 0 || hasCap(after, "STARTTLS") || !hasArg(after, "AUTHINFO", "USER") {
+			t.Errorf("CAPABILITIES before %q, after %q", before, after)
+		}
+	})
+}
+
+// TestProbeUpgradeRefused: the probe against a server refusing STARTTLS fails
+// fast in ModeRequired and keeps an opportunistic session in step.
+func TestProbeUpgradeRefused(t *testing.T) {
+	for _, mode := range []starttls.Mode{starttls.ModeRequired, starttls.ModeOpportunistic} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := newServer(t)
+			srv.RefuseUpgrade = true
+			addr := startServer(t, srv)
+			opts := clientOpts(t, mode)
+			opts.ProbeInjection = true
+			ctx := testCtx(t)
+			c, res, err := Dial(ctx, addr, opts)
+			if res.Injection == nil || res.Injection.Err != "upgrade refused" || res.Injection.Vulnerable {
+				t.Errorf("Injection = %+v", res.Injection)
+			}
+			if mode == starttls.ModeRequired {
+				if !errors.Is(err, starttls.ErrUpgradeRefused) {
+					t.Errorf("Dial() error = %v, want ErrUpgradeRefused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var pe *Error
+			if _, err := c.Group(ctx, "test.group"); !errors.As(err, &pe) || pe.Code != CodeAuthRequired {
+				t.Errorf("Group() error = %v, want the server's 480 (session in step)", err)
+			}
+		})
+	}
+}
