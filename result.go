@@ -48,8 +48,7 @@ type Result struct {
 
 	// Injection is the result of the STARTTLS command-injection probe,
 	// nil unless ClientOptions.ProbeInjection was set and the protocol has
-	// a command stream to inject into (LDAP, MySQL, HTTP and Telnet leave
-	// it nil).
+	// a command stream to inject into (LDAP and MySQL leave it nil).
 	Injection *InjectionProbe
 
 	// Transcript is the dialog, if ClientOptions.Transcript was set.

@@ -98,7 +98,8 @@ module_list() {
 	local m ref
 	for m in "${SELECTED[@]}"; do
 		ref="${m}_$1[@]"
-		if declare -p "${m}_$1" >/dev/null 2>&1; then printf '%s\n' "${!ref}"; fi
+		# An empty array expands to one empty word: drop empty lines.
+		if declare -p "${m}_$1" >/dev/null 2>&1; then printf '%s\n' "${!ref}" | sed '/^$/d'; fi
 	done
 }
 PACKAGES=("${BASE_PACKAGES[@]}")
