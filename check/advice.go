@@ -15,6 +15,10 @@ type advice struct {
 	// capsOnce: the server states its capabilities once, before TLS
 	// (MySQL's greeting); there is nothing to read again.
 	capsOnce bool
+	// staticOffer: the protocol lists the upgrade in a fixed capability
+	// set that no RFC asks to change inside TLS (FTP FEAT, the LDAP root
+	// DSE), so listing it again is no finding.
+	staticOffer bool
 }
 
 var advices = map[string]advice{
@@ -41,6 +45,7 @@ var advices = map[string]advice{
 	"ldap": {
 		notOffered:    "configure a certificate so that StartTLS is offered (slapd: olcTLSCertificateFile, olcTLSCertificateKeyFile)",
 		authBeforeTLS: "require TLS for simple binds (slapd: security simple_bind=128, or olcSecurity: tls=1)",
+		staticOffer:   true,
 	},
 	"nntp": {
 		notOffered:    "enable STARTTLS (INN: tlscertfile and tlskeyfile in inn.conf)",
@@ -49,6 +54,7 @@ var advices = map[string]advice{
 	"ftp": {
 		notOffered:    "enable AUTH TLS (vsftpd: ssl_enable = YES; ProFTPD: TLSEngine on)",
 		authBeforeTLS: "refuse USER/PASS before AUTH TLS (vsftpd: force_local_logins_ssl = YES, force_anon_logins_ssl = YES; ProFTPD: TLSRequired on)",
+		staticOffer:   true,
 	},
 	"irc": {
 		notOffered:    "load the STARTTLS module (InspIRCd: <module name=\"starttls\">)",

@@ -292,8 +292,8 @@ func (r *Report) judgeAuthAndCaps(res *starttls.Result, mode starttls.Mode) {
 	if res.UpgradeRequired && mode != starttls.ModeImplicit {
 		r.add(Info, "starttls-required", "the server marks the upgrade mandatory: clients cannot go on in plaintext", "")
 	}
-	if res.OfferedAfterTLS {
-		r.add(Warn, "starttls-offered-after-tls", "the server still advertises the upgrade inside TLS (RFC 3207 §4.2 forbids it)", "")
+	if res.OfferedAfterTLS && !adviceFor(r.Protocol).staticOffer {
+		r.add(Warn, "starttls-offered-after-tls", "the server still advertises the upgrade inside TLS (RFC 3207 §4.2 forbids it for SMTP, and a client that believes it may try to upgrade twice)", "")
 	}
 	if res.Upgraded && res.TLS != nil && mode != starttls.ModeImplicit {
 		// A protocol without capabilities before TLS (PostgreSQL) has
