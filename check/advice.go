@@ -46,6 +46,7 @@ var advices = map[string]advice{
 		notOffered:    "configure a certificate so that StartTLS is offered (slapd: olcTLSCertificateFile, olcTLSCertificateKeyFile)",
 		authBeforeTLS: "require TLS for simple binds (slapd: security simple_bind=128, or olcSecurity: tls=1)",
 		staticOffer:   true,
+		noLoginList:   true, // simple bind is never announced
 	},
 	"nntp": {
 		notOffered:    "enable STARTTLS (INN: tlscertfile and tlskeyfile in inn.conf)",

@@ -11,9 +11,19 @@ import (
 	"sort"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/ftp"
+	"github.com/starttls/starttls/httpupgrade"
 	"github.com/starttls/starttls/imap"
+	"github.com/starttls/starttls/irc"
+	"github.com/starttls/starttls/ldap"
+	"github.com/starttls/starttls/mysql"
+	"github.com/starttls/starttls/nntp"
 	"github.com/starttls/starttls/pop3"
+	"github.com/starttls/starttls/postgres"
+	"github.com/starttls/starttls/sieve"
 	"github.com/starttls/starttls/smtp"
+	"github.com/starttls/starttls/telnet"
+	"github.com/starttls/starttls/xmpp"
 )
 
 // Session is a client connection after the upgrade dialog, whatever the
@@ -49,10 +59,21 @@ func adapt[C Session](f func(context.Context, net.Conn, *starttls.ClientOptions)
 // clients maps the Protocol column of starttls.Schemes to its
 // implementation. A protocol added to the scheme table is added here too.
 var clients = map[string]UpgradeFunc{
-	"smtp": adapt(smtp.Upgrade),
-	"lmtp": adapt(smtp.UpgradeLMTP),
-	"imap": adapt(imap.Upgrade),
-	"pop3": adapt(pop3.Upgrade),
+	"smtp":        adapt(smtp.Upgrade),
+	"lmtp":        adapt(smtp.UpgradeLMTP),
+	"imap":        adapt(imap.Upgrade),
+	"pop3":        adapt(pop3.Upgrade),
+	"http":        adapt(httpupgrade.Upgrade),
+	"telnet":      adapt(telnet.Upgrade),
+	"postgres":    adapt(postgres.Upgrade),
+	"nntp":        adapt(nntp.Upgrade),
+	"sieve":       adapt(sieve.Upgrade),
+	"irc":         adapt(irc.Upgrade),
+	"xmpp":        adapt(xmpp.Upgrade),
+	"xmpp-server": adapt(xmpp.UpgradeServer),
+	"ftp":         adapt(ftp.Upgrade),
+	"ldap":        adapt(ldap.Upgrade),
+	"mysql":       adapt(mysql.Upgrade),
 }
 
 // PlaintextAuthFunc asks a server, over conn without TLS and without
@@ -64,7 +85,12 @@ var clients = map[string]UpgradeFunc{
 type PlaintextAuthFunc func(ctx context.Context, conn net.Conn, opts *starttls.ClientOptions) ([]string, error)
 
 // plaintextAuth maps a protocol name to its plaintext-login probe.
-var plaintextAuth = map[string]PlaintextAuthFunc{}
+var plaintextAuth = map[string]PlaintextAuthFunc{
+	"ldap":     ldap.ProbePlaintextLogin,
+	"postgres": postgres.ProbePlaintextAuth,
+	"ftp":      ftp.ProbePlaintextLogin,
+	"mysql":    mysql.ProbePlaintextLogin,
+}
 
 // Protocols returns the names of the protocols this package can dial.
 func Protocols() []string {

@@ -162,6 +162,16 @@ func kinds() []kind {
 	}
 	// Other protocols: their kinds come from lab/PROTOCOL.go, one line
 	// each, in the order of the scheme table.
+	ks = append(ks, ircKinds()...)
+	ks = append(ks, nntpKinds()...)
+	ks = append(ks, postgresKinds()...)
+	ks = append(ks, httpupgradeKinds()...)
+	ks = append(ks, xmppKinds()...)
+	ks = append(ks, ftpKinds()...)
+	ks = append(ks, sieveKinds()...)
+	ks = append(ks, ldapKinds()...)
+	ks = append(ks, mysqlKinds()...)
+	ks = append(ks, telnetKinds()...)
 	// (new protocols above this line)
 	return ks
 }
