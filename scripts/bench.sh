@@ -328,6 +328,42 @@ main() {
 		for ((i = 0; i < ${#cmds[@]}; i += 2)); do rss "${cmds[i]}" "${cmds[i + 1]}"; done
 		group "connect-$proto" "$RUNS" "$WARMUP" "$GROUP_TIMEOUT" "" "${cmds[@]}"
 	done
+	# 1b. The other protocols: starttls connect against openssl s_client
+	# -starttls PROTO on the same lab endpoint. Text protocols end with
+	# their quit command and wait for the server to close (-ign_eof, as
+	# above); the binary ones (LDAP, PostgreSQL, MySQL) end at the end of
+	# stdin, so starttls connect runs with --linger 0s there.
+	local more="xmpp nntp sieve ftp irc ldap postgres mysql" extra quit
+	for proto in $more; do
+		u=$(url "$proto") hp=${u#*://}
+		extra="" quit=""
+		case $proto in
+		xmpp) quit='</stream:stream>' extra="-xmpphost 127.0.0.1" ;;
+		sieve) quit=LOGOUT ;;
+		nntp | ftp | irc) quit=QUIT ;;
+		esac
+		cmds=()
+		name="starttls connect $proto"
+		if [ -n "$quit" ]; then
+			printf '%s\n' "$quit" >"$OUT/stdin-$proto.txt"
+			cmd="$BIN connect $u --ca $CA < $OUT/stdin-$proto.txt"
+		else
+			: >"$OUT/stdin-$proto.txt"
+			cmd="$BIN connect $u --ca $CA --linger 0s < $OUT/stdin-$proto.txt"
+		fi
+		sanity "$name" "$cmd" "certificate verified" || { note "starttls connect $proto failed its sanity run: group skipped"; continue; }
+		cmds+=("$name" "$cmd")
+		name="openssl s_client $proto"
+		cmd="openssl s_client -starttls $proto $extra -connect $hp -CAfile $CA -verify_return_error -verify_ip 127.0.0.1"
+		if [ -n "$quit" ]; then
+			cmd="$cmd -crlf -ign_eof"
+		fi
+		cmd="$cmd < $OUT/stdin-$proto.txt"
+		sanity "$name" "$cmd" "Verify return code: 0 (ok)" && cmds+=("$name" "$cmd")
+		for ((i = 0; i < ${#cmds[@]}; i += 2)); do rss "${cmds[i]}" "${cmds[i + 1]}"; done
+		group "connect-$proto" "$RUNS" "$WARMUP" "$GROUP_TIMEOUT" "" "${cmds[@]}"
+	done
+
 	if command -v posttls-finger >/dev/null; then
 		note "posttls-finger speaks SMTP and LMTP only: no IMAP or POP3 row; it matches the name localhost (Postfix ignores IP SANs), the others 127.0.0.1"
 	fi
@@ -377,10 +413,12 @@ main() {
 		note "testssl.sh has a much larger scope (protocols, every cipher, vulnerabilities, client simulations): its ratio is not like for like; its max RSS is its largest single process (bash or one openssl), not the sum"
 	fi
 
-	summarize "connect smtp|starttls connect smtp|connect-smtp" \
-		"connect imap|starttls connect imap|connect-imap" \
-		"connect pop3|starttls connect pop3|connect-pop3" \
-		"audit smtp|starttls check|$groups"
+	local specs=("connect smtp|starttls connect smtp|connect-smtp"
+		"connect imap|starttls connect imap|connect-imap"
+		"connect pop3|starttls connect pop3|connect-pop3")
+	for proto in $more; do specs+=("connect $proto|starttls connect $proto|connect-$proto"); done
+	specs+=("audit smtp|starttls check|$groups")
+	summarize "${specs[@]}"
 
 	{
 		echo "starttls $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), $(go version 2>/dev/null | cut -d' ' -f3)"
