@@ -173,6 +173,13 @@ func kinds() []kind {
 	ks = append(ks, mysqlKinds()...)
 	ks = append(ks, telnetKinds()...)
 	// (new protocols above this line)
+
+	// Endpoints (and --port-base ports) follow the scheme table.
+	order := map[string]int{}
+	for i, sc := range starttls.Schemes() {
+		order[sc.Name] = i
+	}
+	slices.SortStableFunc(ks, func(a, b kind) int { return order[a.scheme] - order[b.scheme] })
 	return ks
 }
 
