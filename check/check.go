@@ -375,7 +375,10 @@ func probeInjection(ctx context.Context, t *starttls.Target, base *dial.Options,
 			info.Note = "no answer to the injected command (safe)"
 		}
 	}
-	if err != nil && !info.Vulnerable && (res == nil || res.Injection == nil || !res.Injection.Closed) {
+	// A probe that got its answer (a refusal, a plaintext reply) is
+	// complete even if the connection then failed: no need to say so.
+	answered := res != nil && res.Injection != nil && (res.Injection.Closed || res.Injection.Reply != "")
+	if err != nil && !info.Vulnerable && !answered {
 		info.Note = strings.TrimSpace(info.Note + " (probe connection: " + err.Error() + ")")
 		if res == nil || res.Injection == nil {
 			info.Tested = false
