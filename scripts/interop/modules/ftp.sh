@@ -55,5 +55,5 @@ ftp_env() {
 }
 
 ftp_versions() {
-	echo "vsftpd $(ftp_version), curl $(curl --version | head -n1 | cut -d' ' -f2), Python $(python3 -c 'import sys; print(sys.version.split()[0])')"
+	echo "vsftpd $(ftp_version), curl $(curl --version | head -n1 | cut -d' ' -f2), Python $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])')"
 }

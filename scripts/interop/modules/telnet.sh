@@ -23,10 +23,10 @@ telnet_start() {
 	cp "$WORK/pki/server.key" "$d/server.key"
 	chmod 600 "$d/server.key"
 	log "starting telnetd-ssl ($(telnet_version telnetd-ssl)) via inetd.py on 127.0.0.1:$TELNET_PORT (plain, AUTH SSL) and :$TELNETS_PORT (implicit TLS)"
-	python3 "$ROOT/scripts/interop/telnet/inetd.py" --work "$d" --listen "127.0.0.1:$TELNET_PORT" -- \
+	/usr/bin/python3 "$ROOT/scripts/interop/telnet/inetd.py" --work "$d" --listen "127.0.0.1:$TELNET_PORT" -- \
 		/usr/sbin/in.telnetd -z "cert=$d/server.pem" -z "key=$d/server.key" </dev/null >"$d/plain.log" 2>&1 &
 	record inetd-telnet $!
-	python3 "$ROOT/scripts/interop/telnet/inetd.py" --work "$d" --listen "127.0.0.1:$TELNETS_PORT" -- \
+	/usr/bin/python3 "$ROOT/scripts/interop/telnet/inetd.py" --work "$d" --listen "127.0.0.1:$TELNETS_PORT" -- \
 		/usr/sbin/in.telnetd -z ssl -z "cert=$d/server.pem" -z "key=$d/server.key" </dev/null >"$d/ssl.log" 2>&1 &
 	record inetd-telnets $!
 }
