@@ -536,6 +536,7 @@ func TestPython(t *testing.T) {
 
 func TestPosttlsFinger(t *testing.T) {
 	e := getEnv(t)
+	e.needModule(t, "mail") // its main.cf directory comes from the mail module
 	l := startLab(t)
 	finger := func(t *testing.T, endpoint string, extra ...string) result {
 		bin := needTool(t, "posttls-finger")
