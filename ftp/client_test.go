@@ -7,39 +7,40 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestClientTranscript checks the client's bytes exactly, before and
 // inside TLS, through a multi-line greeting, login and QUIT.
 func TestClientTranscript(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.send("220-Welcome\r\nsecond line without code\r\n220 ready\r\n")
-		f.expect("FEAT")
-		f.send(featPre)
-		f.expect("AUTH TLS")
-		f.send("234-multi-line\r\n234 go ahead\r\n")
-		if !f.startTLS(st) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send("220-Welcome\r\nsecond line without code\r\n220 ready\r\n")
+		f.Expect("FEAT")
+		f.Send(featPre)
+		f.Expect("AUTH TLS")
+		f.Send("234-multi-line\r\n234 go ahead\r\n")
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("FEAT")
-		f.send(featPost)
-		f.expect("PBSZ 0")
-		f.send("530 login first\r\n")
-		f.expect("USER alice")
-		f.send("331 password\r\n")
-		f.expect("PASS secret pw")
-		f.send("230 ok\r\n")
-		f.expect("PBSZ 0")
-		f.send("200 PBSZ=0\r\n")
-		f.expect("PROT P")
-		f.send("200 ok\r\n")
-		f.expect("QUIT")
-		f.send("221 bye\r\n")
-		f.drain()
+		f.Expect("FEAT")
+		f.Send(featPost)
+		f.Expect("PBSZ 0")
+		f.Send("530 login first\r\n")
+		f.Expect("USER alice")
+		f.Send("331 password\r\n")
+		f.Expect("PASS secret pw")
+		f.Send("230 ok\r\n")
+		f.Expect("PBSZ 0")
+		f.Send("200 PBSZ=0\r\n")
+		f.Expect("PROT P")
+		f.Send("200 ok\r\n")
+		f.Expect("QUIT")
+		f.Send("221 bye\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModeRequired)
-	c, res, err := Dial(testCtx(t), addr, opts)
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestClientTranscript(t *testing.T) {
 	if c.DataProtected() {
 		t.Error("protected before PROT P")
 	}
-	if err := c.Login(testCtx(t), "alice", "secret pw"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); err != nil {
 		t.Fatal(err)
 	}
 	if !c.DataProtected() {
@@ -57,10 +58,10 @@ func TestClientTranscript(t *testing.T) {
 	}
 	c.Close()
 	f := wait()
-	if got := f.plain.String(); got != "FEAT\r\nAUTH TLS\r\n" {
+	if got := f.Plain(); got != "FEAT\r\nAUTH TLS\r\n" {
 		t.Errorf("plaintext = %q", got)
 	}
-	if got, want := f.tls.String(), "FEAT\r\nPBSZ 0\r\nUSER alice\r\nPASS secret pw\r\nPBSZ 0\r\nPROT P\r\nQUIT\r\n"; got != want {
+	if got, want := f.TLS(), "FEAT\r\nPBSZ 0\r\nUSER alice\r\nPASS secret pw\r\nPBSZ 0\r\nPROT P\r\nQUIT\r\n"; got != want {
 		t.Errorf("inside TLS = %q, want %q", got, want)
 	}
 	if tr := dump(res.Transcript); strings.Contains(tr, "secret pw") || !strings.Contains(tr, "PASS ****") {
@@ -86,36 +87,36 @@ func TestClientIgnoresPASVAddress(t *testing.T) {
 		conn.Write([]byte("a.txt\r\nb.txt\r\n"))
 		conn.Close()
 	}()
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send(greeting)
-		f.expect("FEAT")
-		f.send("502 no FEAT\r\n")
-		f.expect("EPSV")
-		f.send("502 no EPSV\r\n")
-		f.expect("PASV")
-		f.send("227 Entering Passive Mode (10,9,9,9," + strconv.Itoa(port>>8) + "," + strconv.Itoa(port&0xff) + ")\r\n")
-		f.expect("NLST")
-		f.send("150 here\r\n226 done\r\n")
-		f.expect("PASV")
-		f.send("227 =(1,2,3,4,0,0)\r\n")
-		f.expect("QUIT")
-		f.send("221 bye\r\n")
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send(greeting)
+		f.Expect("FEAT")
+		f.Send("502 no FEAT\r\n")
+		f.Expect("EPSV")
+		f.Send("502 no EPSV\r\n")
+		f.Expect("PASV")
+		f.Send("227 Entering Passive Mode (10,9,9,9," + strconv.Itoa(port>>8) + "," + strconv.Itoa(port&0xff) + ")\r\n")
+		f.Expect("NLST")
+		f.Send("150 here\r\n226 done\r\n")
+		f.Expect("PASV")
+		f.Send("227 =(1,2,3,4,0,0)\r\n")
+		f.Expect("QUIT")
+		f.Send("221 bye\r\n")
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := c.NameList(testCtx(t), "")
+	names, err := c.NameList(linetest.Ctx(t), "")
 	if err != nil || strings.Join(names, ",") != "a.txt,b.txt" {
 		t.Fatalf("NameList = %q, %v\n%s", names, err, dump(res.Transcript))
 	}
 	if !strings.Contains(dump(res.Transcript), "PASV names 10.9.9.9; connecting to the control connection's peer 127.0.0.1") {
 		t.Errorf("transcript:\n%s", dump(res.Transcript))
 	}
-	if _, err := c.NameList(testCtx(t), ""); err == nil {
+	if _, err := c.NameList(linetest.Ctx(t), ""); err == nil {
 		t.Error("port 0 in PASV accepted")
 	}
-	if _, err := c.NameList(testCtx(t), "x\r\nDELE y"); err == nil {
+	if _, err := c.NameList(linetest.Ctx(t), "x\r\nDELE y"); err == nil {
 		t.Error("CR LF in a path accepted")
 	}
 	c.Close()

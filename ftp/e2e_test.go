@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd runs our client against our server in every mode.
@@ -32,7 +33,7 @@ func TestEndToEnd(t *testing.T) {
 			srv.Implicit = tt.implicit
 			srv.AllowPlaintextLogin = tt.plainLog
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatalf("Dial: %v\n%s", err, dump(res.Transcript))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const greeting = "220 fake FTP ready\r\n"
@@ -22,11 +23,11 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 	for _, pipelined := range []string{"FEAT\r\n", "USER alice\r\nPASS secret pw\r\n", "PW"} {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
 			c := dialRaw(t, startServer(t, newServer(t)))
-			c.write("AUTH TLS\r\n" + pipelined)
-			if got := c.line(); !strings.HasPrefix(got, "234 ") {
+			c.Write("AUTH TLS\r\n" + pipelined)
+			if got := c.Line(); !strings.HasPrefix(got, "234 ") {
 				t.Fatalf("AUTH TLS = %q", got)
 			}
-			c.expectEOF()
+			c.ExpectEOF()
 		})
 	}
 }
@@ -39,12 +40,12 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("AUTH TLS\r\nFEAT\r\n")
-		if got := c.line(); !strings.HasPrefix(got, "234 ") {
+		c.Write("AUTH TLS\r\nFEAT\r\n")
+		if got := c.Line(); !strings.HasPrefix(got, "234 ") {
 			t.Fatalf("AUTH TLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.line(); got != "211-Features:" {
+		c.StartTLS()
+		if got := c.Line(); got != "211-Features:" {
 			t.Errorf("first line inside TLS = %q, want the FEAT answer", got)
 		}
 	})
@@ -65,7 +66,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
@@ -97,22 +98,22 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 func TestClientRejectsResponseInjection(t *testing.T) {
 	for _, injected := range []string{"211-Features:\r\n AUTH TLS\r\n211 End\r\n", "230 logged in", "2"} {
 		t.Run(strings.Fields(injected)[0], func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("FEAT")
-				f.send(featPre)
-				f.expect("AUTH TLS")
-				f.send("234 go ahead\r\n" + injected)
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("FEAT")
+				f.Send(featPre)
+				f.Expect("AUTH TLS")
+				f.Send("234 go ahead\r\n" + injected)
+				f.Drain()
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 				t.Fatalf("Dial() error = %v, want ErrPlaintextAfterUpgrade", err)
 			}
 			if string(res.PlaintextAfterUpgrade) != injected {
 				t.Errorf("PlaintextAfterUpgrade = %q, want %q", res.PlaintextAfterUpgrade, injected)
 			}
-			if got := wait().plain.String(); got != "FEAT\r\nAUTH TLS\r\n" {
+			if got := wait().Plain(); got != "FEAT\r\nAUTH TLS\r\n" {
 				t.Errorf("client sent %q", got)
 			}
 		})
@@ -124,71 +125,71 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name    string
-		script  func(f *fake)
+		script  func(f *linetest.Fake)
 		clientT func(o *starttls.ClientOptions)
 		ctxT    time.Duration
 		want    error
 		temp    bool
 		sent    string
 	}{
-		{"not offered", func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send("211-Features:\r\n EPSV\r\n211 End\r\n")
-			f.drain()
+		{"not offered", func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send("211-Features:\r\n EPSV\r\n211 End\r\n")
+			f.Drain()
 		}, nil, 0, starttls.ErrUpgradeNotOffered, false, "FEAT\r\n"},
-		{"stripped: 500 AUTH TLS not understood", func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send("500 FEAT not understood\r\n")
-			f.expect("AUTH TLS")
-			f.send("500 AUTH TLS not understood\r\n")
-			f.drain()
+		{"stripped: 500 AUTH TLS not understood", func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send("500 FEAT not understood\r\n")
+			f.Expect("AUTH TLS")
+			f.Send("500 AUTH TLS not understood\r\n")
+			f.Drain()
 		}, nil, 0, starttls.ErrUpgradeRefused, false, "FEAT\r\nAUTH TLS\r\n"},
-		{"refused 431 (temporary)", func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send(featPre)
-			f.expect("AUTH TLS")
-			f.send("431 Unable to accept security mechanism\r\n")
-			f.drain()
+		{"refused 431 (temporary)", func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send(featPre)
+			f.Expect("AUTH TLS")
+			f.Send("431 Unable to accept security mechanism\r\n")
+			f.Drain()
 		}, nil, 0, starttls.ErrUpgradeRefused, true, "FEAT\r\nAUTH TLS\r\n"},
-		{"refused 534", func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send(featPre)
-			f.expect("AUTH TLS")
-			f.send("534 Request denied for policy reasons\r\n")
-			f.drain()
+		{"refused 534", func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send(featPre)
+			f.Expect("AUTH TLS")
+			f.Send("534 Request denied for policy reasons\r\n")
+			f.Drain()
 		}, nil, 0, starttls.ErrUpgradeRefused, false, "FEAT\r\nAUTH TLS\r\n"},
-		{"handshake failure (untrusted certificate)", func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send(featPre)
-			f.expect("AUTH TLS")
-			f.send("234 go ahead\r\n")
-			if f.startTLS(st) {
-				f.t.Error("handshake succeeded with an untrusted certificate")
+		{"handshake failure (untrusted certificate)", func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send(featPre)
+			f.Expect("AUTH TLS")
+			f.Send("234 go ahead\r\n")
+			if f.StartTLS(st) {
+				t.Error("handshake succeeded with an untrusted certificate")
 			}
-			f.drain()
+			f.Drain()
 		}, func(o *starttls.ClientOptions) { o.TLSConfig = nil }, 0, &starttls.HandshakeError{}, false, "FEAT\r\nAUTH TLS\r\n"},
-		{"silent server", func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send(featPre)
-			f.expect("AUTH TLS")
-			f.drain()
+		{"silent server", func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send(featPre)
+			f.Expect("AUTH TLS")
+			f.Drain()
 		}, nil, 300 * time.Millisecond, context.DeadlineExceeded, true, "FEAT\r\nAUTH TLS\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, starttls.ModeRequired)
 			if tt.clientT != nil {
 				tt.clientT(opts)
 			}
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			if tt.ctxT > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxT)
@@ -212,7 +213,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 				t.Error("Upgraded = true")
 			}
 			f := wait()
-			if got := f.plain.String(); !strings.HasPrefix(got, tt.sent) {
+			if got := f.Plain(); !strings.HasPrefix(got, tt.sent) {
 				t.Errorf("client sent %q, want %q", got, tt.sent)
 			} else if rest := got[len(tt.sent):]; rest != "" && (rest[0] != 0x16 || strings.Contains(rest, "USER") || strings.Contains(rest, "PASS")) {
 				t.Errorf("client sent %q after %q", rest, tt.sent)
@@ -226,29 +227,29 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 // AllowPlaintextLogin; the plaintext-login probe tells them apart.
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send("211 no features\r\n")
-			f.drain()
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send("211 no features\r\n")
+			f.Drain()
 		})
-		c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err == nil {
 			// FEAT without AUTH TLS: opportunistic goes on in plaintext.
 			if res.Upgraded {
 				t.Fatal("upgraded")
 			}
-			if err := c.Login(testCtx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+			if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 				t.Errorf("Login in plaintext = %v, want ErrFallbackForbidden", err)
 			}
-			if _, err := c.List(testCtx(t), ""); !errors.Is(err, starttls.ErrFallbackForbidden) {
+			if _, err := c.List(linetest.Ctx(t), ""); !errors.Is(err, starttls.ErrFallbackForbidden) {
 				t.Errorf("List in plaintext = %v, want ErrFallbackForbidden", err)
 			}
 			c.conn.Close()
 		} else {
 			t.Fatalf("Dial: %v", err)
 		}
-		if got := wait().plain.String(); strings.Contains(got, "USER") || strings.Contains(got, "PASS") {
+		if got := wait().Plain(); strings.Contains(got, "USER") || strings.Contains(got, "PASS") {
 			t.Errorf("client sent %q", got)
 		}
 	})
@@ -259,7 +260,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			srv.AllowPlaintextLogin = allow
 			addr := startServer(t, srv)
 			c := dialRaw(t, addr)
-			user, pass := c.cmd("USER alice"), c.cmd("PASS secret pw")
+			user, pass := cmd(c, "USER alice"), cmd(c, "PASS secret pw")
 			if allow && (!strings.HasPrefix(user, "331 ") || !strings.HasPrefix(pass, "230 ")) {
 				t.Errorf("USER = %q, PASS = %q; want 331, 230", user, pass)
 			}
@@ -271,7 +272,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			mechs, err := ProbePlaintextLogin(testCtx(t), conn, nil)
+			mechs, err := ProbePlaintextLogin(linetest.Ctx(t), conn, nil)
 			if err != nil || (len(mechs) > 0) != allow {
 				t.Errorf("ProbePlaintextLogin = %v, %v", mechs, err)
 			}
@@ -283,30 +284,30 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("NOOP " + strings.Repeat("A", 5000) + "\r\n")
-		if got := c.line(); !strings.HasPrefix(got, "500 ") {
+		c.Write("NOOP " + strings.Repeat("A", 5000) + "\r\n")
+		if got := c.Line(); !strings.HasPrefix(got, "500 ") {
 			t.Errorf("reply = %q, want 500", got)
 		}
-		c.expectEOF()
+		c.ExpectEOF()
 	})
 	t.Run("client", func(t *testing.T) {
-		addr, _ := fakeServer(t, func(f *fake) {
-			f.send("220-" + strings.Repeat("x", 5000) + "\r\n220 ok\r\n")
-			f.drain()
+		addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send("220-" + strings.Repeat("x", 5000) + "\r\n220 ok\r\n")
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrLineTooLong) {
 			t.Errorf("Dial() error = %v, want ErrLineTooLong", err)
 		}
 	})
 	t.Run("client too many lines", func(t *testing.T) {
-		addr, _ := fakeServer(t, func(f *fake) {
-			f.send(greeting)
-			f.expect("FEAT")
-			f.send("211-Features:\r\n" + strings.Repeat(" X\r\n", 600) + "211 End\r\n")
-			f.drain()
+		addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send(greeting)
+			f.Expect("FEAT")
+			f.Send("211-Features:\r\n" + strings.Repeat(" X\r\n", 600) + "211 End\r\n")
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrProtocol) {
 			t.Errorf("Dial() error = %v, want ErrProtocol", err)
 		}
@@ -322,8 +323,8 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	_, ct := tlsPair(t)
+	conn.SetDeadline(time.Now().Add(linetest.Timeout))
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	start := time.Now()
@@ -336,7 +337,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		t.Error("server took too long to refuse")
 	}
 	// Our client in implicit mode reports it the same way.
-	_, _, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModeImplicit))
+	_, _, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeImplicit))
 	var he *starttls.HandshakeError
 	if !errors.As(err, &he) {
 		t.Errorf("implicit Dial on the STARTTLS port = %v, want a HandshakeError", err)
@@ -348,12 +349,12 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	pre := "211-Features:\r\n AUTH TLS\r\n INJECTED-BEFORE\r\n211 End\r\n"
 	post := "211-Features:\r\n PBSZ\r\n PROT\r\n ONLY-AFTER\r\n211 End\r\n"
-	addr, wait := fakeServer(t, func(f *fake) {
-		upgradeScript(pre, post)(f)
-		f.expect("QUIT")
-		f.send("221 bye\r\n")
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		upgradeScript(t, pre, post)(f)
+		f.Expect("QUIT")
+		f.Send("221 bye\r\n")
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,16 +377,16 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 func TestDataPortStealing(t *testing.T) {
 	addr := startServer(t, newServer(t))
 	c := dialRaw(t, addr)
-	if got := c.cmd("AUTH TLS"); !strings.HasPrefix(got, "234") {
+	if got := cmd(c, "AUTH TLS"); !strings.HasPrefix(got, "234") {
 		t.Fatal(got)
 	}
-	c.startTLS()
-	for _, cmd := range []string{"USER alice", "PASS secret pw", "PBSZ 0", "PROT P"} {
-		if got := c.cmd(cmd); got[0] != '2' && got[0] != '3' {
-			t.Fatalf("%s = %q", cmd, got)
+	c.StartTLS()
+	for _, line := range []string{"USER alice", "PASS secret pw", "PBSZ 0", "PROT P"} {
+		if got := cmd(c, line); got[0] != '2' && got[0] != '3' {
+			t.Fatalf("%s = %q", line, got)
 		}
 	}
-	epsv := c.cmd("EPSV")
+	epsv := cmd(c, "EPSV")
 	port, err := parseEPSV(epsv[4:])
 	if err != nil {
 		t.Fatal(err)
@@ -398,11 +399,11 @@ func TestDataPortStealing(t *testing.T) {
 		t.Skipf("cannot dial from 127.0.0.2: %v", err)
 	}
 	defer thief.Close()
-	c.write("RETR hello.txt\r\n")
-	if got := c.line(); !strings.HasPrefix(got, "150 ") {
+	c.Write("RETR hello.txt\r\n")
+	if got := c.Line(); !strings.HasPrefix(got, "150 ") {
 		t.Fatalf("RETR = %q", got)
 	}
-	thief.SetDeadline(time.Now().Add(testTimeout))
+	thief.SetDeadline(time.Now().Add(linetest.Timeout))
 	if n, err := thief.Read(make([]byte, 10)); err == nil {
 		t.Fatalf("thief read %d bytes", n)
 	}
@@ -411,17 +412,17 @@ func TestDataPortStealing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dc.Close()
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	tc := tls.Client(dc, cfg)
-	tc.SetDeadline(time.Now().Add(testTimeout))
+	tc.SetDeadline(time.Now().Add(linetest.Timeout))
 	buf := make([]byte, 200)
 	n, _ := readAllInto(tc, buf)
 	if string(buf[:n]) != testFile {
 		t.Errorf("data = %q", buf[:n])
 	}
-	if got := c.line(); !strings.HasPrefix(got, "226 ") {
+	if got := c.Line(); !strings.HasPrefix(got, "226 ") {
 		t.Errorf("after transfer: %q", got)
 	}
 }
@@ -436,17 +437,17 @@ func TestServerDataRequiresProt(t *testing.T) {
 		{"PBSZ 0", "503"}, {"PROT P", "503"},
 		{"AUTH TLS", "234"},
 	} {
-		if got := c.cmd(step.cmd); !strings.HasPrefix(got, step.want) {
+		if got := cmd(c, step.cmd); !strings.HasPrefix(got, step.want) {
 			t.Fatalf("%s = %q, want %s", step.cmd, got, step.want)
 		}
 	}
-	c.startTLS()
+	c.StartTLS()
 	for _, step := range []struct{ cmd, want string }{
 		{"USER alice", "331"}, {"PASS secret pw", "230"},
 		{"AUTH TLS", "503"}, {"PROT P", "503"}, {"PBSZ 0", "200"},
 		{"PROT C", "534"}, {"EPSV", "229"}, {"RETR hello.txt", "521"},
 	} {
-		if got := c.cmd(step.cmd); !strings.HasPrefix(got, step.want) {
+		if got := cmd(c, step.cmd); !strings.HasPrefix(got, step.want) {
 			t.Fatalf("%s = %q, want %s", step.cmd, got, step.want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerCommands walks the command table's replies over TLS.
@@ -14,7 +15,7 @@ func TestServerCommands(t *testing.T) {
 	srv := newServer(t)
 	srv.MaxErrors = 100
 	c := dialRaw(t, startServer(t, srv))
-	feat := strings.Join(func() []string { c.write("FEAT\r\n"); return c.reply() }(), "\n")
+	feat := strings.Join(func() []string { c.Write("FEAT\r\n"); return reply(c) }(), "\n")
 	if !strings.Contains(feat, " AUTH TLS") || !strings.Contains(feat, " PBSZ") {
 		t.Errorf("FEAT before TLS = %q", feat)
 	}
@@ -23,13 +24,13 @@ func TestServerCommands(t *testing.T) {
 		{"AUTH KERBEROS_V4", "504"}, {"X", "500"}, {"FOOBAR", "500"}, {"SMNT x", "502"},
 		{"CCC", "534"}, {"AUTH TLS", "234"},
 	} {
-		if got := c.cmd(step.cmd); !strings.HasPrefix(got, step.want) {
+		if got := cmd(c, step.cmd); !strings.HasPrefix(got, step.want) {
 			t.Fatalf("%s = %q, want %s", step.cmd, got, step.want)
 		}
 	}
-	c.startTLS()
-	c.write("FEAT\r\n")
-	if feat := strings.Join(c.reply(), "\n"); strings.Contains(feat, "AUTH") {
+	c.StartTLS()
+	c.Write("FEAT\r\n")
+	if feat := strings.Join(reply(c), "\n"); strings.Contains(feat, "AUTH") {
 		t.Errorf("FEAT inside TLS lists AUTH: %q", feat)
 	}
 	for _, step := range []struct{ cmd, want string }{
@@ -47,7 +48,7 @@ func TestServerCommands(t *testing.T) {
 		{"STAT", "211"}, {"PASV", "227 Entering Passive Mode (127,0,0,1,"}, {"EPSV 1", "229"}, {"EPSV ALL", "200"},
 		{"PASV", "503"}, {"QUIT", "221"},
 	} {
-		if got := c.cmd(step.cmd); !strings.HasPrefix(got, step.want) {
+		if got := cmd(c, step.cmd); !strings.HasPrefix(got, step.want) {
 			t.Fatalf("%s = %q, want %s", step.cmd, got, step.want)
 		}
 	}
@@ -56,16 +57,16 @@ func TestServerCommands(t *testing.T) {
 // TestServerErrorLimit: MaxErrors protocol errors close with 421.
 func TestServerErrorLimit(t *testing.T) {
 	c := dialRaw(t, startServer(t, newServer(t)))
-	c.cmd("BOGUS")
-	c.cmd("BOGUS")
-	c.write("BOGUS\r\n")
-	if got := c.line(); !strings.HasPrefix(got, "500") {
+	cmd(c, "BOGUS")
+	cmd(c, "BOGUS")
+	c.Write("BOGUS\r\n")
+	if got := c.Line(); !strings.HasPrefix(got, "500") {
 		t.Fatal(got)
 	}
-	if got := c.line(); !strings.HasPrefix(got, "421 ") {
+	if got := c.Line(); !strings.HasPrefix(got, "421 ") {
 		t.Errorf("after the limit: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 // TestServerRefuseUpgrade: the lab knob answers 431, a temporary refusal.
@@ -73,7 +74,7 @@ func TestServerRefuseUpgrade(t *testing.T) {
 	srv := newServer(t)
 	srv.RefuseUpgrade = true
 	c := dialRaw(t, startServer(t, srv))
-	if got := c.cmd("AUTH TLS"); !strings.HasPrefix(got, "431 ") {
+	if got := cmd(c, "AUTH TLS"); !strings.HasPrefix(got, "431 ") {
 		t.Errorf("AUTH TLS = %q, want 431", got)
 	}
 }
@@ -98,11 +99,11 @@ func TestServerHandshake(t *testing.T) {
 		done <- err
 	}()
 	c := dialRaw(t, l.Addr().String())
-	if got := c.cmd("AUTH TLS"); !strings.HasPrefix(got, "234") {
+	if got := cmd(c, "AUTH TLS"); !strings.HasPrefix(got, "234") {
 		t.Fatal(got)
 	}
-	c.startTLS()
-	if got := c.line(); got != "220 relayed" {
+	c.StartTLS()
+	if got := c.Line(); got != "220 relayed" {
 		t.Errorf("after Handshake: %q", got)
 	}
 	if err := <-done; err != nil {
@@ -115,7 +116,7 @@ func TestServerHandshake(t *testing.T) {
 func TestServerShutdown(t *testing.T) {
 	srv := newServer(t)
 	addr := startServer(t, srv)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func TestEndToEndModes(t *testing.T) {
 	srv := newServer(t)
 	addr := startServer(t, srv)
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	impl := &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st, Implicit: true}, Backend: memBackend{}}
 	implAddr := startServer(t, impl)
 	tests := []struct {
@@ -31,7 +32,7 @@ func TestEndToEndModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, tt.addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatalf("Dial: %v\n%s", err, transcript(res.Transcript))
@@ -99,7 +100,7 @@ func TestNotOfferedAndRefused(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := startServer(t, tt.srv)
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, tt.want) || starttls.IsTemporary(err) != tt.temp {
 				t.Fatalf("required: err %v (temporary %v), want %v", err, starttls.IsTemporary(err), tt.want)
 			}
@@ -108,12 +109,12 @@ func TestNotOfferedAndRefused(t *testing.T) {
 			}
 			// Opportunistic goes on in plaintext, and the session stays in
 			// step (the body of the answer was read).
-			c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 			if err != nil || res.Upgraded {
 				t.Fatalf("opportunistic: %v, upgraded %v", err, res.Upgraded)
 			}
 			defer c.Close()
-			if code, _, err := c.Get(testCtx(t), "/"); err != nil || (code != 200 && code != 426) {
+			if code, _, err := c.Get(linetest.Ctx(t), "/"); err != nil || (code != 200 && code != 426) {
 				t.Fatalf("GET / after no upgrade = %d, %v", code, err)
 			}
 		})
@@ -135,7 +136,7 @@ func TestHostHeader(t *testing.T) {
 				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 			})
 			o := tt.opts
-			Dial(testCtx(t), addr, &o)
+			Dial(linetest.Ctx(t), addr, &o)
 			_, port, _ := net.SplitHostPort(addr)
 			want := "OPTIONS * HTTP/1.1\r\n" + tt.want + port + "\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\n\r\n"
 			if s := <-got; s != want {
@@ -159,7 +160,7 @@ func TestServerHandshake(t *testing.T) {
 		if err != nil {
 			return
 		}
-		tc, err := srv.Handshake(testCtx(t), conn)
+		tc, err := srv.Handshake(linetest.Ctx(t), conn)
 		if err != nil {
 			t.Errorf("Handshake: %v", err)
 			return
@@ -170,7 +171,7 @@ func TestServerHandshake(t *testing.T) {
 		readHead(r)
 		tc.Write([]byte("HTTP/1.1 200 OK\r\nServer: relayed\r\nContent-Length: 0\r\n\r\n"))
 	}()
-	c, res, err := Dial(testCtx(t), l.Addr().String(), clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), l.Addr().String(), clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package httpupgrade
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,24 +12,8 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
-
-var (
-	tlsOnce              sync.Once
-	serverTLS, clientTLS *tls.Config
-	errTLSPair           error
-	testTimeout          = 10 * time.Second
-)
-
-func tlsPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	tlsOnce.Do(func() { serverTLS, clientTLS, errTLSPair = certs.TestPair() })
-	if errTLSPair != nil {
-		t.Fatal(errTLSPair)
-	}
-	return serverTLS, clientTLS
-}
 
 // memBackend knows alice with the password "secret pw".
 type memBackend struct{}
@@ -43,60 +26,36 @@ func (memBackend) Login(_ context.Context, user, pass string) error {
 }
 
 func newServer(t testing.TB) *Server {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	return &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st}, Backend: memBackend{}}
 }
 
+// startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return l.Addr().String()
+	return linetest.Serve(t, srv.Serve, srv.Close)
 }
 
 func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{Mode: mode, TLSConfig: ct, Transcript: &starttls.Transcript{}}
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // fakeServer runs script on the first connection to a loopback listener
 // and returns its address and a channel with everything the client sent
-// (closed when the script returns and the client closed).
+// (delivered when the script returns and the client closed).
 func fakeServer(t testing.TB, script func(c net.Conn, r *bufio.Reader)) (string, <-chan string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan string, 1)
-	go func() {
-		defer l.Close()
-		c, err := l.Accept()
-		if err != nil {
-			close(got)
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
-		rec := &recorder{Conn: c}
+	addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+		rec := &recorder{Conn: f.Conn()}
 		script(rec, bufio.NewReader(rec))
 		// Collect what the client still sends until it closes.
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		rec.SetReadDeadline(time.Now().Add(2 * time.Second))
 		io.Copy(io.Discard, rec)
 		got <- rec.String()
-	}()
-	return l.Addr().String(), got
+	})
+	return addr, got
 }
 
 // recorder records what is read from a connection.
@@ -132,47 +91,10 @@ func readHead(r *bufio.Reader) string {
 	}
 }
 
-// rawConn speaks HTTP by hand to a server.
-type rawConn struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dialRaw(t testing.TB, addr string) *rawConn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	t.Cleanup(func() { conn.Close() })
-	return &rawConn{t: t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-func (c *rawConn) write(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// head reads a status line and headers; "" on EOF.
-func (c *rawConn) head() string {
-	var b strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		b.WriteString(line)
-		if err != nil || line == "\r\n" {
-			return b.String()
-		}
-	}
-}
-
 // eof reports whether the server closed the connection.
-func (c *rawConn) eof() bool {
-	c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err := io.Copy(io.Discard, c.r)
+func eof(c *linetest.Raw) bool {
+	c.Conn().SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := io.Copy(io.Discard, c.Reader())
 	return err == nil || strings.Contains(err.Error(), "reset")
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: a request
@@ -18,12 +19,12 @@ import (
 // inside TLS: the server sends 101 and closes.
 func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	c := dialRaw(t, addr)
-	c.write(upgradeReq + "GET /private HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-	if h := c.head(); !strings.HasPrefix(h, "HTTP/1.1 101 ") {
+	c := linetest.Dial(t, addr)
+	c.Write(upgradeReq + "GET /private HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	if h := readHead(c.Reader()); !strings.HasPrefix(h, "HTTP/1.1 101 ") {
 		t.Fatalf("answer %q, want 101", h)
 	}
-	if !c.eof() {
+	if !eof(c) {
 		t.Fatal("the server kept the connection open after a pipelined request")
 	}
 }
@@ -43,7 +44,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			o := clientOpts(t, starttls.ModeRequired)
 			o.ProbeInjection = true
 			o.InjectionWait = 300 * time.Millisecond
-			c, res, err := Dial(testCtx(t), addr, o)
+			c, res, err := Dial(linetest.Ctx(t), addr, o)
 			if c != nil {
 				c.Close()
 			}
@@ -74,7 +75,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				readHead(r)
 				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\n\r\n" + extra))
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) || string(res.PlaintextAfterUpgrade) != extra {
 				t.Fatalf("err %v, PlaintextAfterUpgrade %q", err, res.PlaintextAfterUpgrade)
 			}
@@ -141,36 +142,36 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	plain := &Server{Backend: memBackend{}}
 	addr := startServer(t, plain)
-	c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+	c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 		t.Fatalf("opportunistic Login without TLS: %v", err)
 	}
 	c.Close()
 
 	// ModePlain sends them; the server refuses them without TLS.
-	c, _, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, _, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var he *Error
-	if err := c.Login(testCtx(t), "alice", "secret pw"); !errors.As(err, &he) || he.Code != 403 {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); !errors.As(err, &he) || he.Code != 403 {
 		t.Fatalf("plain Login against a server without AllowPlaintextLogin: %v", err)
 	}
 	c.Close()
 
 	allow := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true}, Backend: memBackend{}}
-	c, _, err = Dial(testCtx(t), startServer(t, allow), clientOpts(t, starttls.ModePlain))
+	c, _, err = Dial(linetest.Ctx(t), startServer(t, allow), clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login(testCtx(t), "alice", "secret pw"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); err != nil {
 		t.Fatalf("plain Login with AllowPlaintextLogin: %v", err)
 	}
-	if code, body, err := c.Get(testCtx(t), "/private"); code != 200 || string(body) != "Welcome alice\n" {
+	if code, body, err := c.Get(linetest.Ctx(t), "/private"); code != 200 || string(body) != "Welcome alice\n" {
 		t.Fatalf("GET /private = %d %q %v", code, body, err)
 	}
 }
@@ -185,7 +186,7 @@ func TestLineTooLong(t *testing.T) {
 		"HTTP/1.1 101 Switching Protocols\r\nX: " + long + "\r\n\r\n",
 	} {
 		addr, _ := fakeServer(t, func(c net.Conn, r *bufio.Reader) { readHead(r); c.Write([]byte(ans)) })
-		if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrLineTooLong) {
+		if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrLineTooLong) {
 			t.Errorf("client: %v, want ErrLineTooLong", err)
 		}
 	}
@@ -193,7 +194,7 @@ func TestLineTooLong(t *testing.T) {
 		readHead(r)
 		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\n" + strings.Repeat("X-A: b\r\n", 100000)))
 	})
-	if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrProtocol) || !strings.Contains(err.Error(), "header lines") {
+	if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrProtocol) || !strings.Contains(err.Error(), "header lines") {
 		t.Errorf("100000 header lines: %v", err)
 	}
 
@@ -203,9 +204,9 @@ func TestLineTooLong(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: x\r\nX: " + long + "\r\n\r\n", "HTTP/1.1 431 "},
 		{"GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", MaxHeaders+1) + "\r\n", "HTTP/1.1 400 "},
 	} {
-		c := dialRaw(t, srvAddr)
-		c.write(tt.req)
-		if h := c.head(); !strings.HasPrefix(h, tt.want) || !c.eof() {
+		c := linetest.Dial(t, srvAddr)
+		c.Write(tt.req)
+		if h := readHead(c.Reader()); !strings.HasPrefix(h, tt.want) || !eof(c) {
 			t.Errorf("server answered %q, want %q and close", h, tt.want)
 		}
 	}
@@ -216,16 +217,16 @@ func TestLineTooLong(t *testing.T) {
 func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	addr := startServer(t, newServer(t))
 	start := time.Now()
-	_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeImplicit))
+	_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeImplicit))
 	if err == nil {
 		t.Fatalf("implicit client against the plaintext port: %v", err)
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Errorf("took %v", time.Since(start))
 	}
-	c := dialRaw(t, addr)
-	c.write("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-	if h := c.head(); !strings.HasPrefix(h, "HTTP/1.1 400 ") || !c.eof() {
+	c := linetest.Dial(t, addr)
+	c.Write("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+	if h := readHead(c.Reader()); !strings.HasPrefix(h, "HTTP/1.1 400 ") || !eof(c) {
 		t.Fatalf("answer %q, want 400 and close", h)
 	}
 }
@@ -233,7 +234,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // TestCapabilitiesRereadAfterTLS: the client keeps only what it read over
 // TLS; headers before TLS do not survive.
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	addr, _ := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		readHead(r)
 		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\nServer: injected-before\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\r\n"))
@@ -246,7 +247,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		tc.Write([]byte("HTTP/1.1 200 OK\r\nServer: after\r\nWWW-Authenticate: Bearer, Digest realm=\"a, b\", nonce=\"x\"\r\nContent-Length: 0\r\n\r\n"))
 		tc.Close()
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,17 +264,17 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 // is read before the 101, and the connection goes on over TLS.
 func TestServerReadsWholeRequestBefore101_SV26(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	_, ct := tlsPair(t)
-	c := dialRaw(t, addr)
-	c.write("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\n")
+	_, ct := linetest.TLSPair(t)
+	c := linetest.Dial(t, addr)
+	c.Write("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\n")
 	time.Sleep(100 * time.Millisecond)
-	c.write("hello")
-	if h := c.head(); !strings.HasPrefix(h, "HTTP/1.1 101 ") {
+	c.Write("hello")
+	if h := readHead(c.Reader()); !strings.HasPrefix(h, "HTTP/1.1 101 ") {
 		t.Fatalf("answer %q", h)
 	}
 	cfg := ct.Clone()
 	cfg.ServerName = "127.0.0.1"
-	tc := tls.Client(c.conn, cfg)
+	tc := tls.Client(c.Conn(), cfg)
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
@@ -287,9 +288,9 @@ func TestServerReadsWholeRequestBefore101_SV26(t *testing.T) {
 		t.Fatalf("second upgrade: %q", h)
 	}
 	// Transfer-Encoding is refused.
-	c2 := dialRaw(t, addr)
-	c2.write("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-	if h := c2.head(); !strings.HasPrefix(h, "HTTP/1.1 501 ") {
+	c2 := linetest.Dial(t, addr)
+	c2.Write("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if h := readHead(c2.Reader()); !strings.HasPrefix(h, "HTTP/1.1 501 ") {
 		t.Fatalf("chunked: %q", h)
 	}
 }

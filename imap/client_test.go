@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -19,31 +20,32 @@ const (
 // TestClientTranscript checks the client's bytes exactly against scripted
 // servers.
 func TestClientTranscript(t *testing.T) {
+	st, _ := linetest.TLSPair(t)
 	tests := []struct {
 		name      string
-		script    func(f *fake)
+		script    func(f *linetest.Fake)
 		plain     string // everything the client sent in plaintext
 		inTLS     string // everything it sent inside TLS
 		capsAfter []string
 	}{
 		{
 			name: "caps in greeting",
-			script: func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
-				f.send("a1 OK Begin TLS negotiation now\r\n")
-				if !f.startTLS() {
+			script: func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
+				f.Send("a1 OK Begin TLS negotiation now\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("a2 CAPABILITY")
-				f.send(capsTLS + "a2 OK done\r\n")
-				f.expect("a3 LOGIN alice \"secret pw\"")
-				f.send("a3 OK logged in\r\n")
-				f.expect("a4 LIST \"\" \"*\"")
-				f.send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n* LIST () \"/\" {5}\r\nSpäm\r\n* LIST () NIL \"a \\\"q\\\"\"\r\na4 OK\r\n")
-				f.expect("a5 LOGOUT")
-				f.send("* BYE bye\r\na5 OK\r\n")
-				f.drain()
+				f.Expect("a2 CAPABILITY")
+				f.Send(capsTLS + "a2 OK done\r\n")
+				f.Expect("a3 LOGIN alice \"secret pw\"")
+				f.Send("a3 OK logged in\r\n")
+				f.Expect("a4 LIST \"\" \"*\"")
+				f.Send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n* LIST () \"/\" {5}\r\nSpäm\r\n* LIST () NIL \"a \\\"q\\\"\"\r\na4 OK\r\n")
+				f.Expect("a5 LOGOUT")
+				f.Send("* BYE bye\r\na5 OK\r\n")
+				f.Drain()
 			},
 			plain:     "a1 STARTTLS\r\n",
 			inTLS:     "a2 CAPABILITY\r\na3 LOGIN alice \"secret pw\"\r\na4 LIST \"\" \"*\"\r\na5 LOGOUT\r\n",
@@ -51,26 +53,26 @@ func TestClientTranscript(t *testing.T) {
 		},
 		{
 			name: "no caps in greeting, AUTHENTICATE without SASL-IR",
-			script: func(f *fake) {
-				f.send(greetNoCaps)
-				f.expect("a1 CAPABILITY")
-				f.send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\na1 OK\r\n")
-				f.expect("a2 STARTTLS")
-				f.send("a2 OK go\r\n")
-				if !f.startTLS() {
+			script: func(f *linetest.Fake) {
+				f.Send(greetNoCaps)
+				f.Expect("a1 CAPABILITY")
+				f.Send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\na1 OK\r\n")
+				f.Expect("a2 STARTTLS")
+				f.Send("a2 OK go\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("a3 CAPABILITY")
-				f.send("* CAPABILITY IMAP4rev2 LOGINDISABLED AUTH=PLAIN\r\na3 OK\r\n")
-				f.expect("a4 AUTHENTICATE PLAIN")
-				f.send("+ \r\n")
-				f.expect("AGFsaWNlAHNlY3JldCBwdw==")
-				f.send("a4 OK\r\n")
-				f.expect("a5 LIST \"\" \"*\"")
-				f.send("a5 OK\r\n")
-				f.expect("a6 LOGOUT")
-				f.send("a6 OK\r\n")
-				f.drain()
+				f.Expect("a3 CAPABILITY")
+				f.Send("* CAPABILITY IMAP4rev2 LOGINDISABLED AUTH=PLAIN\r\na3 OK\r\n")
+				f.Expect("a4 AUTHENTICATE PLAIN")
+				f.Send("+ \r\n")
+				f.Expect("AGFsaWNlAHNlY3JldCBwdw==")
+				f.Send("a4 OK\r\n")
+				f.Expect("a5 LIST \"\" \"*\"")
+				f.Send("a5 OK\r\n")
+				f.Expect("a6 LOGOUT")
+				f.Send("a6 OK\r\n")
+				f.Drain()
 			},
 			plain:     "a1 CAPABILITY\r\na2 STARTTLS\r\n",
 			inTLS:     "a3 CAPABILITY\r\na4 AUTHENTICATE PLAIN\r\nAGFsaWNlAHNlY3JldCBwdw==\r\na5 LIST \"\" \"*\"\r\na6 LOGOUT\r\n",
@@ -79,10 +81,10 @@ func TestClientTranscript(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ServerName = "localhost"
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatalf("Dial() = %v", err)
@@ -102,8 +104,8 @@ func TestClientTranscript(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if f.plain.String() != tt.plain || f.tls.String() != tt.inTLS {
-				t.Errorf("client sent\nplain %q\ntls   %q\nwant\nplain %q\ntls   %q", f.plain.String(), f.tls.String(), tt.plain, tt.inTLS)
+			if f.Plain() != tt.plain || f.TLS() != tt.inTLS {
+				t.Errorf("client sent\nplain %q\ntls   %q\nwant\nplain %q\ntls   %q", f.Plain(), f.TLS(), tt.plain, tt.inTLS)
 			}
 			tr := transcriptText(opts.Transcript)
 			if strings.Contains(tr, "secret") || strings.Contains(tr, "AGFsaWNl") {
@@ -115,14 +117,14 @@ func TestClientTranscript(t *testing.T) {
 
 // TestClientLoginMasked checks the masked transcript lines.
 func TestClientLoginMasked(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] hi\r\n")
-		f.expect("a1 LOGIN alice \"secret pw\"")
-		f.send("a1 OK\r\n")
-		f.drain()
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] hi\r\n")
+		f.Expect("a1 LOGIN alice \"secret pw\"")
+		f.Send("a1 OK\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModePlain)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +162,12 @@ func TestClientGreeting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(tt.greeting)
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(tt.greeting)
+				f.Drain()
 			})
 			opts := clientOpts(t, starttls.ModeRequired)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if err == nil || c != nil {
 				t.Fatalf("Dial() = %v, %v; want an error", c, err)
 			}
@@ -182,8 +184,8 @@ func TestClientGreeting(t *testing.T) {
 			if starttls.IsTemporary(err) != tt.temp {
 				t.Errorf("IsTemporary(%v) = %v, want %v", err, !tt.temp, tt.temp)
 			}
-			if f := wait(); f.plain.Len() > 0 {
-				t.Errorf("client sent %q after a bad greeting", f.plain.String())
+			if f := wait(); f.Plain() != "" {
+				t.Errorf("client sent %q after a bad greeting", f.Plain())
 			}
 		})
 	}
@@ -192,23 +194,24 @@ func TestClientGreeting(t *testing.T) {
 // TestClientIgnoresUntagged: CL-14 (untagged data right after the
 // greeting), CL-15 (ALERT before TLS is marked untrusted).
 func TestClientIgnoresUntagged(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send("* OK [ALERT] Your account is compromised, log in at evil.example\r\n")
-		f.send("* LIST () \"/\" \"Click me! <Payload>\"\r\n* CAPABILITY IDLE\r\n")
-		f.expect("a1 CAPABILITY")
-		f.send("* 54321 EXISTS\r\n* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\na1 OK\r\n")
-		f.expect("a2 STARTTLS")
-		f.send("* OK [ALERT] Attacker-controlled text\r\na2 OK go\r\n")
-		if !f.startTLS() {
+	st, _ := linetest.TLSPair(t)
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send("* OK [ALERT] Your account is compromised, log in at evil.example\r\n")
+		f.Send("* LIST () \"/\" \"Click me! <Payload>\"\r\n* CAPABILITY IDLE\r\n")
+		f.Expect("a1 CAPABILITY")
+		f.Send("* 54321 EXISTS\r\n* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\na1 OK\r\n")
+		f.Expect("a2 STARTTLS")
+		f.Send("* OK [ALERT] Attacker-controlled text\r\na2 OK go\r\n")
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("a3 CAPABILITY")
-		f.send(capsTLS + "a3 OK\r\n")
-		f.drain()
+		f.Expect("a3 CAPABILITY")
+		f.Send(capsTLS + "a3 OK\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModeRequired)
 	opts.ServerName = "localhost"
-	c, res, err := Dial(testCtx(t), addr, opts)
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,12 +235,12 @@ func TestClientIgnoresUntagged(t *testing.T) {
 func TestClientPreauth(t *testing.T) {
 	for _, mode := range []starttls.Mode{starttls.ModeRequired, starttls.ModeOpportunistic} {
 		t.Run(mode.String(), func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send("* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome back\r\n")
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send("* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome back\r\n")
+				f.Drain()
 			})
 			opts := clientOpts(t, mode)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if mode == starttls.ModeRequired {
 				if !errors.Is(err, starttls.ErrUpgradeNotOffered) {
 					t.Errorf("Dial() = %v, want ErrUpgradeNotOffered", err)
@@ -246,13 +249,13 @@ func TestClientPreauth(t *testing.T) {
 				if err != nil || res.Upgraded {
 					t.Fatalf("Dial() = %v, upgraded %v; want plaintext session", err, res.Upgraded)
 				}
-				if err := c.Login(testCtx(t), "a", "b"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+				if err := c.Login(linetest.Ctx(t), "a", "b"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 					t.Errorf("Login() = %v", err)
 				}
 				c.conn.Close()
 			}
-			if f := wait(); f.plain.Len() > 0 {
-				t.Errorf("client sent %q after PREAUTH", f.plain.String())
+			if f := wait(); f.Plain() != "" {
+				t.Errorf("client sent %q after PREAUTH", f.Plain())
 			}
 		})
 	}
@@ -261,19 +264,19 @@ func TestClientPreauth(t *testing.T) {
 // TestClientProbeRefused: with the probe, a refused STARTTLS still leaves
 // the opportunistic session in step (the NOOP answer is consumed).
 func TestClientProbeRefused(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send(greetCaps)
-		f.expect("a1 STARTTLS")
-		f.expect("a2 NOOP")
-		f.send("a1 NO [UNAVAILABLE] later\r\na2 OK NOOP\r\n")
-		f.expect("a3 LOGOUT")
-		f.send("a3 OK\r\n")
-		f.drain()
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send(greetCaps)
+		f.Expect("a1 STARTTLS")
+		f.Expect("a2 NOOP")
+		f.Send("a1 NO [UNAVAILABLE] later\r\na2 OK NOOP\r\n")
+		f.Expect("a3 LOGOUT")
+		f.Send("a3 OK\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModeOpportunistic)
 	opts.ProbeInjection = true
 	opts.InjectionWait = 200 * time.Millisecond
-	c, res, err := Dial(testCtx(t), addr, opts)
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestClientAgainstServer runs the client against the package's own server
@@ -39,7 +40,7 @@ func TestClientAgainstServer(t *testing.T) {
 			srv.AllowPlaintextLogin = tt.plainLogin
 			addr := startServer(t, srv)
 			opts := clientOpts(t, tt.mode)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatalf("Dial() = %v\n%s", err, transcriptText(opts.Transcript))
@@ -94,7 +95,7 @@ func TestLoginVariants(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := startServer(t, newServer(t))
 			opts := clientOpts(t, starttls.ModeRequired)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -130,17 +131,17 @@ func TestServerHandshake(t *testing.T) {
 			got <- nil
 			return
 		}
-		tc, err := srv.Handshake(testCtx(t), conn)
+		tc, err := srv.Handshake(linetest.Ctx(t), conn)
 		if err != nil {
 			t.Errorf("Handshake() = %v", err)
 		}
 		got <- tc
 	}()
 	c := dialRaw(t, l.Addr().String())
-	if r := c.cmd("a1", "STARTTLS"); last(r) != "a1 OK Begin TLS negotiation now" {
+	if r := tagged(c, "a1", "STARTTLS"); last(r) != "a1 OK Begin TLS negotiation now" {
 		t.Fatalf("STARTTLS = %q", r)
 	}
-	c.startTLS()
+	c.StartTLS()
 	tc := <-got
 	if tc == nil {
 		t.Fatal("no TLS conn")
@@ -149,7 +150,7 @@ func TestServerHandshake(t *testing.T) {
 	if _, err := tc.Write([]byte("* OK relayed\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if l := c.line(); l != "* OK relayed" {
+	if l := c.Line(); l != "* OK relayed" {
 		t.Errorf("after Handshake: %q", l)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // peerConn is a net.Conn with a scripted peer. Until the TLS part begins,
@@ -442,7 +443,7 @@ func FuzzClientDialog(f *testing.F) {
 	}
 	// The client resumes TLS sessions and the peer uses X25519 alone: the
 	// handshake, which is not what is fuzzed, then costs less than half.
-	st, ct := tlsPair(f)
+	st, ct := linetest.TLSPair(f)
 	ct = ct.Clone()
 	ct.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	st = st.Clone()
@@ -613,7 +614,7 @@ func FuzzServerSession(f *testing.F) {
 	}
 	// The peer resumes TLS sessions and uses X25519 alone: the handshake,
 	// which is not what is fuzzed, then costs less than half.
-	_, ct := tlsPair(f)
+	_, ct := linetest.TLSPair(f)
 	ct = ct.Clone()
 	ct.ServerName = "localhost"
 	ct.CurvePreferences = []tls.CurveID{tls.X25519}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: "a1 STARTTLS"
@@ -22,14 +23,14 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
 			srv := newServer(t)
 			c := dialRaw(t, startServer(t, srv))
-			c.write("a1 STARTTLS\r\n" + pipelined)
-			if got := c.line(); got != "a1 OK Begin TLS negotiation now" {
+			c.Write("a1 STARTTLS\r\n" + pipelined)
+			if got := c.Line(); got != "a1 OK Begin TLS negotiation now" {
 				t.Fatalf("STARTTLS = %q", got)
 			}
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				buf := make([]byte, 512)
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -45,16 +46,17 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 // TestServerInsecureKeepPipelined: the lab knob really reproduces
 // CVE-2011-0411, and the client probe sees it; the default server is safe.
 func TestServerInsecureKeepPipelined(t *testing.T) {
+	st, _ := linetest.TLSPair(t)
 	t.Run("raw", func(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("a1 STARTTLS\r\na2 NOOP\r\n")
-		if got := c.line(); got != "a1 OK Begin TLS negotiation now" {
+		c.Write("a1 STARTTLS\r\na2 NOOP\r\n")
+		if got := c.Line(); got != "a1 OK Begin TLS negotiation now" {
 			t.Fatalf("STARTTLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.line(); got != "a2 OK NOOP completed" {
+		c.StartTLS()
+		if got := c.Line(); got != "a2 OK NOOP completed" {
 			t.Errorf("first line inside TLS = %q, want the NOOP answer", got)
 		}
 	})
@@ -75,7 +77,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
@@ -104,23 +106,23 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("probe/silent safe server", func(t *testing.T) {
 		// A server that discards the pipelined command and goes on with the
 		// handshake: not vulnerable, session usable.
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send(greetCaps)
-			f.expect("a1 STARTTLS")
-			f.expect("a2 NOOP")
-			f.send("a1 OK go\r\n")
-			if !f.startTLS() {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send(greetCaps)
+			f.Expect("a1 STARTTLS")
+			f.Expect("a2 NOOP")
+			f.Send("a1 OK go\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("a3 CAPABILITY")
-			f.send(capsTLS + "a3 OK\r\n")
-			f.drain()
+			f.Expect("a3 CAPABILITY")
+			f.Send(capsTLS + "a3 OK\r\n")
+			f.Drain()
 		})
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ServerName = "localhost"
 		opts.ProbeInjection = true
 		opts.InjectionWait = 200 * time.Millisecond
-		c, res, err := Dial(testCtx(t), addr, opts)
+		c, res, err := Dial(linetest.Ctx(t), addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,14 +150,14 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
-				f.send("a1 OK Begin TLS\r\n" + tt.injected)
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
+				f.Send("a1 OK Begin TLS\r\n" + tt.injected)
+				f.Drain()
 			})
 			opts := clientOpts(t, starttls.ModeRequired)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) || c != nil {
 				t.Fatalf("Dial() = %v, want ErrPlaintextAfterUpgrade", err)
 			}
@@ -165,8 +167,8 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 			if res.Upgraded || res.UpgradeReply != "a1 OK Begin TLS" {
 				t.Errorf("Upgraded = %v, UpgradeReply = %q", res.Upgraded, res.UpgradeReply)
 			}
-			if f := wait(); f.plain.String() != "a1 STARTTLS\r\n" {
-				t.Errorf("client sent %q", f.plain.String())
+			if f := wait(); f.Plain() != "a1 STARTTLS\r\n" {
+				t.Errorf("client sent %q", f.Plain())
 			}
 		})
 	}
@@ -178,32 +180,32 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name   string
-		script func(f *fake)
+		script func(f *linetest.Fake)
 		sent   string
 		err    error
 		temp   bool
 	}{
 		{
 			name:   "not offered",
-			script: func(f *fake) { f.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n") },
+			script: func(f *linetest.Fake) { f.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n") },
 			err:    starttls.ErrUpgradeNotOffered,
 		},
 		{
 			name: "stripped by a MITM (STARTTLS and LOGINDISABLED removed)",
-			script: func(f *fake) {
-				f.send(greetNoCaps)
-				f.expect("a1 CAPABILITY")
-				f.send("* CAPABILITY IMAP4rev1\r\na1 OK\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send(greetNoCaps)
+				f.Expect("a1 CAPABILITY")
+				f.Send("* CAPABILITY IMAP4rev1\r\na1 OK\r\n")
 			},
 			sent: "a1 CAPABILITY\r\n",
 			err:  starttls.ErrUpgradeNotOffered,
 		},
 		{
 			name: "refused NO UNAVAILABLE",
-			script: func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
-				f.send("a1 NO [UNAVAILABLE] TLS not available\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
+				f.Send("a1 NO [UNAVAILABLE] TLS not available\r\n")
 			},
 			sent: "a1 STARTTLS\r\n",
 			err:  starttls.ErrUpgradeRefused,
@@ -211,42 +213,42 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 		},
 		{
 			name: "refused BAD (StripWithError)",
-			script: func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
-				f.send("a1 BAD unknown command\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
+				f.Send("a1 BAD unknown command\r\n")
 			},
 			sent: "a1 STARTTLS\r\n",
 			err:  starttls.ErrUpgradeRefused,
 		},
 		{
 			name: "CAPABILITY and STARTTLS refused (CL-05)",
-			script: func(f *fake) {
-				f.send(greetNoCaps)
-				f.expect("a1 CAPABILITY")
-				f.send("a1 BAD unknown command\r\n")
-				f.expect("a2 STARTTLS")
-				f.send("a2 BAD unknown command\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send(greetNoCaps)
+				f.Expect("a1 CAPABILITY")
+				f.Send("a1 BAD unknown command\r\n")
+				f.Expect("a2 STARTTLS")
+				f.Send("a2 BAD unknown command\r\n")
 			},
 			sent: "a1 CAPABILITY\r\na2 STARTTLS\r\n",
 			err:  starttls.ErrUpgradeRefused,
 		},
 		{
 			name: "handshake failure",
-			script: func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
-				f.send("a1 OK go\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
+				f.Send("a1 OK go\r\n")
 				time.Sleep(50 * time.Millisecond)
-				f.send("this is not TLS\r\n")
+				f.Send("this is not TLS\r\n")
 			},
 			sent: "a1 STARTTLS\r\n",
 		},
 		{
 			name: "silent server",
-			script: func(f *fake) {
-				f.send(greetCaps)
-				f.expect("a1 STARTTLS")
+			script: func(f *linetest.Fake) {
+				f.Send(greetCaps)
+				f.Expect("a1 STARTTLS")
 			},
 			sent: "a1 STARTTLS\r\n",
 			err:  context.DeadlineExceeded,
@@ -254,17 +256,17 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 		},
 		{
 			name: "PREAUTH",
-			script: func(f *fake) {
-				f.send("* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n")
+			script: func(f *linetest.Fake) {
+				f.Send("* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n")
 			},
 			err: starttls.ErrUpgradeNotOffered,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
 				tt.script(f)
-				f.drain()
+				f.Drain()
 			})
 			opts := clientOpts(t, starttls.ModeRequired)
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -290,16 +292,16 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 			}
 			f := wait()
 			// The ClientHello of the failed handshake is not a command.
-			sent, _, _ := strings.Cut(f.plain.String(), "\x16\x03")
-			if sent != tt.sent || f.tls.Len() > 0 {
-				t.Errorf("client sent %q (and %q in TLS), want %q", sent, f.tls.String(), tt.sent)
+			sent, _, _ := strings.Cut(f.Plain(), "\x16\x03")
+			if sent != tt.sent || f.TLS() != "" {
+				t.Errorf("client sent %q (and %q in TLS), want %q", sent, f.TLS(), tt.sent)
 			}
 		})
 	}
 	t.Run("own server, RefuseUpgrade", func(t *testing.T) {
 		srv := newServer(t)
 		srv.RefuseUpgrade = true
-		_, res, err := Dial(testCtx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
 		var ie *Error
 		if !errors.Is(err, starttls.ErrUpgradeRefused) || !errors.As(err, &ie) || ie.Code != "UNAVAILABLE" || !starttls.IsTemporary(err) {
 			t.Errorf("Dial() = %v, want ErrUpgradeRefused with NO [UNAVAILABLE]", err)
@@ -311,7 +313,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	t.Run("own server without TLS", func(t *testing.T) {
 		srv := newServer(t)
 		srv.TLSConfig = nil
-		_, res, err := Dial(testCtx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrUpgradeNotOffered) || res.Offered {
 			t.Errorf("Dial() = %v, Offered %v; want ErrUpgradeNotOffered", err, res.Offered)
 		}
@@ -323,11 +325,11 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 // the server refuses plaintext login unless AllowPlaintextLogin.
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("client opportunistic without offer", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n")
-			f.drain()
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n")
+			f.Drain()
 		})
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil || res.Upgraded || res.Offered {
 			t.Fatalf("Dial() = %v, upgraded %v", err, res.Upgraded)
@@ -336,8 +338,8 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			t.Errorf("Login() = %v, want ErrFallbackForbidden", err)
 		}
 		c.conn.Close()
-		if f := wait(); f.plain.Len() > 0 {
-			t.Errorf("client sent %q", f.plain.String())
+		if f := wait(); f.Plain() != "" {
+			t.Errorf("client sent %q", f.Plain())
 		}
 	})
 	for _, tt := range []struct {
@@ -348,15 +350,15 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		{"plain mode, LOGINDISABLED only", "IMAP4rev1 LOGINDISABLED", "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send("* OK [CAPABILITY " + tt.caps + "] hi\r\n")
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send("* OK [CAPABILITY " + tt.caps + "] hi\r\n")
 				if !tt.wantErr {
-					f.expect("a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldCBwdw==")
-					f.send("a1 OK\r\n")
+					f.Expect("a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+					f.Send("a1 OK\r\n")
 				}
-				f.drain()
+				f.Drain()
 			})
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModePlain))
 			if err != nil {
 				t.Fatal(err)
@@ -365,20 +367,20 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 				t.Errorf("Login() = %v, want error %v", err, tt.wantErr)
 			}
 			c.conn.Close()
-			if f := wait(); f.plain.String() != tt.sent {
-				t.Errorf("client sent %q, want %q", f.plain.String(), tt.sent)
+			if f := wait(); f.Plain() != tt.sent {
+				t.Errorf("client sent %q, want %q", f.Plain(), tt.sent)
 			}
 		})
 	}
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		if r := c.cmd("a1", "CAPABILITY"); r[0] != "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED ID ENABLE UNSELECT" {
+		if r := tagged(c, "a1", "CAPABILITY"); r[0] != "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED ID ENABLE UNSELECT" {
 			t.Errorf("caps before TLS = %q", r[0])
 		}
-		if r := c.cmd("a2", `LOGIN alice "secret pw"`); last(r) != "a2 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections; use STARTTLS first" {
+		if r := tagged(c, "a2", `LOGIN alice "secret pw"`); last(r) != "a2 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections; use STARTTLS first" {
 			t.Errorf("LOGIN before TLS = %q", r)
 		}
-		if r := c.cmd("a3", "AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldCBwdw=="); !strings.HasPrefix(last(r), "a3 NO [PRIVACYREQUIRED]") {
+		if r := tagged(c, "a3", "AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldCBwdw=="); !strings.HasPrefix(last(r), "a3 NO [PRIVACYREQUIRED]") {
 			t.Errorf("AUTHENTICATE before TLS = %q", r)
 		}
 	})
@@ -386,10 +388,10 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		srv := newServer(t)
 		srv.AllowPlaintextLogin = true
 		c := dialRaw(t, startServer(t, srv))
-		if r := c.cmd("a1", "CAPABILITY"); r[0] != "* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN SASL-IR ID ENABLE UNSELECT" {
+		if r := tagged(c, "a1", "CAPABILITY"); r[0] != "* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN SASL-IR ID ENABLE UNSELECT" {
 			t.Errorf("caps = %q", r[0])
 		}
-		if r := c.cmd("a2", `LOGIN alice "secret pw"`); !strings.HasPrefix(last(r), "a2 OK ") {
+		if r := tagged(c, "a2", `LOGIN alice "secret pw"`); !strings.HasPrefix(last(r), "a2 OK ") {
 			t.Errorf("LOGIN = %q", r)
 		}
 	})
@@ -399,41 +401,41 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("a1 NOOP " + strings.Repeat("x", 5000) + "\r\n")
-		if got := c.expectEOF(); got != "* BYE [TOOBIG] Line too long, closing\r\n" {
+		c.Write("a1 NOOP " + strings.Repeat("x", 5000) + "\r\n")
+		if got := expectEOF(t, c); got != "* BYE [TOOBIG] Line too long, closing\r\n" {
 			t.Errorf("server sent %q", got)
 		}
 	})
 	t.Run("client", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send("* OK " + strings.Repeat("x", 5000) + "\r\n")
-			f.drain()
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send("* OK " + strings.Repeat("x", 5000) + "\r\n")
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrLineTooLong) {
 			t.Errorf("Dial() = %v, want ErrLineTooLong", err)
 		}
 		wait()
 	})
 	t.Run("client caps count", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send("* OK [CAPABILITY" + strings.Repeat(" X", 600) + "] hi\r\n")
-			f.drain()
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send("* OK [CAPABILITY" + strings.Repeat(" X", 600) + "] hi\r\n")
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrProtocol) {
 			t.Errorf("Dial() = %v, want ErrProtocol", err)
 		}
 		wait()
 	})
 	t.Run("client untagged flood", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			f.send(greetNoCaps)
-			f.expect("a1 CAPABILITY")
-			f.send(strings.Repeat("* 1 EXISTS\r\n", 600))
-			f.drain()
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Send(greetNoCaps)
+			f.Expect("a1 CAPABILITY")
+			f.Send(strings.Repeat("* 1 EXISTS\r\n", 600))
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrProtocol) {
 			t.Errorf("Dial() = %v, want ErrProtocol", err)
 		}
@@ -446,13 +448,13 @@ func TestLineTooLong(t *testing.T) {
 func TestLiteralLimits_PR09(t *testing.T) {
 	for _, lit := range []string{"{4294967296}", "{99999999999999999999}", "{-1}", "{70000}"} {
 		t.Run("client "+lit, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greetNoCaps)
-				f.expect("a1 CAPABILITY")
-				f.send("* 1 FETCH (BODY[] " + lit + "\r\n")
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greetNoCaps)
+				f.Expect("a1 CAPABILITY")
+				f.Send("* 1 FETCH (BODY[] " + lit + "\r\n")
+				f.Drain()
 			})
-			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrProtocol) {
 				t.Errorf("Dial() = %v, want ErrProtocol", err)
 			}
@@ -477,13 +479,13 @@ func TestLiteralLimits_PR09(t *testing.T) {
 			srv := newServer(t)
 			srv.AllowPlaintextLogin = true
 			c := dialRaw(t, startServer(t, srv))
-			c.write(tt.send)
-			if got := c.line(); got != tt.want {
+			c.Write(tt.send)
+			if got := c.Line(); got != tt.want {
 				t.Fatalf("server answered %q, want %q", got, tt.want)
 			}
 			if tt.close {
-				c.expectEOF()
-			} else if r := c.cmd("a2", "NOOP"); last(r) != "a2 OK NOOP completed" {
+				expectEOF(t, c)
+			} else if r := tagged(c, "a2", "NOOP"); last(r) != "a2 OK NOOP completed" {
 				t.Errorf("NOOP after = %q", r)
 			}
 		})
@@ -492,12 +494,12 @@ func TestLiteralLimits_PR09(t *testing.T) {
 		srv := newServer(t)
 		srv.AllowPlaintextLogin = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("a1 LOGIN {5}\r\n")
-		if got := c.line(); got != "+ Ready for literal data" {
+		c.Write("a1 LOGIN {5}\r\n")
+		if got := c.Line(); got != "+ Ready for literal data" {
 			t.Fatalf("continuation = %q", got)
 		}
-		c.write("alice {9+}\r\nsecret pw\r\n")
-		if got := c.line(); !strings.HasPrefix(got, "a1 OK ") {
+		c.Write("alice {9+}\r\nsecret pw\r\n")
+		if got := c.Line(); !strings.HasPrefix(got, "a1 OK ") {
 			t.Errorf("LOGIN with literals = %q", got)
 		}
 	})
@@ -514,8 +516,8 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
-		_, ct := tlsPair(t)
+		conn.SetDeadline(time.Now().Add(linetest.Timeout))
+		_, ct := linetest.TLSPair(t)
 		cfg := ct.Clone()
 		cfg.ServerName = "localhost"
 		err = tls.Client(conn, cfg).Handshake()
@@ -527,8 +529,8 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	t.Run("server sees the hello", func(t *testing.T) {
 		srv := newServer(t)
 		c := dialRaw(t, startServer(t, srv))
-		c.write("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
-		if got := c.expectEOF(); got != "* BYE TLS received on the plaintext IMAP port; use STARTTLS, or port 993 for implicit TLS\r\n" {
+		c.Write("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
+		if got := expectEOF(t, c); got != "* BYE TLS received on the plaintext IMAP port; use STARTTLS, or port 993 for implicit TLS\r\n" {
 			t.Errorf("server sent %q", got)
 		}
 	})
@@ -540,7 +542,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
+		conn.SetDeadline(time.Now().Add(linetest.Timeout))
 		conn.Write([]byte("a1 CAPABILITY\r\n"))
 		buf := make([]byte, 512)
 		n, _ := conn.Read(buf)
@@ -549,7 +551,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		}
 	})
 	t.Run("client implicit against plaintext", func(t *testing.T) {
-		_, _, err := Dial(testCtx(t), startServer(t, newServer(t)), clientOpts(t, starttls.ModeImplicit))
+		_, _, err := Dial(linetest.Ctx(t), startServer(t, newServer(t)), clientOpts(t, starttls.ModeImplicit))
 		var he *starttls.HandshakeError
 		var rh tls.RecordHeaderError
 		if !errors.As(err, &he) || !errors.As(err, &rh) {
@@ -563,24 +565,25 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // before TLS (untagged or in the STARTTLS OK) do not survive (CL-13,
 // CL-17, CL-40).
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED AUTH=LOGIN] hi\r\n")
-		f.expect("a1 STARTTLS")
-		f.send("* CAPABILITY IMAP4rev1 AUTH=INJECTED\r\n* 54321 EXISTS\r\na1 OK [CAPABILITY IMAP4rev1 AUTH=EVIL] go\r\n")
-		if !f.startTLS() {
+	st, _ := linetest.TLSPair(t)
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED AUTH=LOGIN] hi\r\n")
+		f.Expect("a1 STARTTLS")
+		f.Send("* CAPABILITY IMAP4rev1 AUTH=INJECTED\r\n* 54321 EXISTS\r\na1 OK [CAPABILITY IMAP4rev1 AUTH=EVIL] go\r\n")
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("a2 CAPABILITY")
-		f.send("* CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN AUTH=SCRAM-SHA-256\r\na2 OK\r\n")
-		f.expect("a3 AUTHENTICATE PLAIN")
-		f.send("+\r\n")
-		f.expect("AGFsaWNlAHNlY3JldCBwdw==")
-		f.send("a3 OK\r\n")
-		f.drain()
+		f.Expect("a2 CAPABILITY")
+		f.Send("* CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN AUTH=SCRAM-SHA-256\r\na2 OK\r\n")
+		f.Expect("a3 AUTHENTICATE PLAIN")
+		f.Send("+\r\n")
+		f.Expect("AGFsaWNlAHNlY3JldCBwdw==")
+		f.Send("a3 OK\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModeRequired)
 	opts.ServerName = "localhost"
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, res, err := Dial(ctx, addr, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +609,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	wait()
 	t.Run("own server", func(t *testing.T) {
 		srv := newServer(t)
-		_, res, err := Dial(testCtx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), startServer(t, srv), clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}

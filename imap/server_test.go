@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // loggedIn returns a raw client that did STARTTLS and LOGIN.
-func loggedIn(t *testing.T, srv *Server) *rawClient {
+func loggedIn(t *testing.T, srv *Server) *linetest.Raw {
 	t.Helper()
 	c := dialRaw(t, startServer(t, srv))
-	if r := c.cmd("s1", "STARTTLS"); last(r) != "s1 OK Begin TLS negotiation now" {
+	if r := tagged(c, "s1", "STARTTLS"); last(r) != "s1 OK Begin TLS negotiation now" {
 		t.Fatalf("STARTTLS = %q", r)
 	}
-	c.startTLS()
-	if r := c.cmd("s2", `LOGIN alice "secret pw"`); last(r) != "s2 OK [CAPABILITY IMAP4rev1 ID ENABLE UNSELECT] Logged in" {
+	c.StartTLS()
+	if r := tagged(c, "s2", `LOGIN alice "secret pw"`); last(r) != "s2 OK [CAPABILITY IMAP4rev1 ID ENABLE UNSELECT] Logged in" {
 		t.Fatalf("LOGIN = %q", r)
 	}
 	return c
@@ -38,10 +40,9 @@ func TestServerGreeting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t)
 			tt.setup(srv)
-			server, client := pipeTCP(t)
+			server, c := pipeRaw(t)
 			go srv.ServeConn(context.Background(), server)
-			c := &rawClient{t: t, conn: client, r: newReader(client)}
-			if got := c.line(); got != tt.greeting {
+			if got := c.Line(); got != tt.greeting {
 				t.Errorf("greeting = %q, want %q", got, tt.greeting)
 			}
 		})
@@ -61,11 +62,11 @@ func TestServerStates(t *testing.T) {
 		{"a4", "STARTTLS", "a4 OK Begin TLS negotiation now"},
 	}
 	for _, s := range steps {
-		if got := last(c.cmd(s.tag, s.cmd)); got != s.want {
+		if got := last(tagged(c, s.tag, s.cmd)); got != s.want {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.startTLS()
+	c.StartTLS()
 	steps = []struct{ tag, cmd, want string }{
 		{"b1", "CAPABILITY", "b1 OK CAPABILITY completed"},
 		{"b2", "STARTTLS", "b2 BAD TLS is already active"},
@@ -75,12 +76,12 @@ func TestServerStates(t *testing.T) {
 	}
 	// a1, a2, b2, b4 and b5 are five errors: the fifth closes the session.
 	for i, s := range steps {
-		got := c.cmd(s.tag, s.cmd)
+		got := tagged(c, s.tag, s.cmd)
 		if last(got) != s.want {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 		if i == len(steps)-1 {
-			if rest := c.expectEOF(); rest != "* BYE Too many invalid commands, closing\r\n" {
+			if rest := expectEOF(t, c); rest != "* BYE Too many invalid commands, closing\r\n" {
 				t.Errorf("after the third error: %q", rest)
 			}
 		}
@@ -126,7 +127,7 @@ func TestServerSession(t *testing.T) {
 	}
 	for i, s := range steps {
 		tag := "t" + strconv.Itoa(i)
-		got := c.cmd(tag, s.cmd)
+		got := tagged(c, tag, s.cmd)
 		want := append([]string(nil), s.want...)
 		want[len(want)-1] = tag + " " + want[len(want)-1]
 		// Literal data arrives as lines too; compare the whole.
@@ -134,7 +135,7 @@ func TestServerSession(t *testing.T) {
 			t.Errorf("%s =\n%q\nwant\n%q", s.cmd, got, want)
 		}
 	}
-	c.expectEOF()
+	expectEOF(t, c)
 }
 
 func TestServerAuthenticate(t *testing.T) {
@@ -154,16 +155,16 @@ func TestServerAuthenticate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, startServer(t, newServer(t)))
-			c.cmd("s1", "STARTTLS")
-			c.startTLS()
+			tagged(c, "s1", "STARTTLS")
+			c.StartTLS()
 			for _, l := range tt.lines {
 				if want, ok := strings.CutPrefix(l, "<"); ok {
-					if got := c.line(); got != want {
+					if got := c.Line(); got != want {
 						t.Fatalf("server said %q, want %q", got, want)
 					}
 					continue
 				}
-				c.write(l + "\r\n")
+				c.Write(l + "\r\n")
 			}
 		})
 	}
@@ -173,8 +174,8 @@ func TestServerAuthenticate(t *testing.T) {
 func TestServerRobustness(t *testing.T) {
 	t.Run("bare LF", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("a1 NOOP\na2 NOOP\r\n")
-		if got := c.line(); got != "* BAD Malformed command line (CRLF required, no NUL)" {
+		c.Write("a1 NOOP\na2 NOOP\r\n")
+		if got := c.Line(); got != "* BAD Malformed command line (CRLF required, no NUL)" {
 			t.Errorf("bare LF = %q", got)
 		}
 	})
@@ -185,12 +186,12 @@ func TestServerRobustness(t *testing.T) {
 			{"a1\r\n", "a1 BAD Missing command"},
 			{"a2 FOO\r\n", "a2 BAD Unknown command"},
 		} {
-			c.write(l.send)
-			if got := c.line(); got != l.want {
+			c.Write(l.send)
+			if got := c.Line(); got != l.want {
 				t.Errorf("%q = %q, want %q", l.send, got, l.want)
 			}
 		}
-		if rest := c.expectEOF(); rest != "* BYE Too many invalid commands, closing\r\n" {
+		if rest := expectEOF(t, c); rest != "* BYE Too many invalid commands, closing\r\n" {
 			t.Errorf("after 3 errors: %q", rest)
 		}
 	})
@@ -198,7 +199,7 @@ func TestServerRobustness(t *testing.T) {
 		srv := newServer(t)
 		srv.ReadTimeout = 100 * time.Millisecond
 		c := dialRaw(t, startServer(t, srv))
-		if rest := c.expectEOF(); rest != "* BYE Autologout; idle for too long\r\n" {
+		if rest := expectEOF(t, c); rest != "* BYE Autologout; idle for too long\r\n" {
 			t.Errorf("idle: %q", rest)
 		}
 	})
@@ -207,23 +208,22 @@ func TestServerRobustness(t *testing.T) {
 		srv.AllowPlaintextLogin = true
 		srv.Backend = &memBackend{panicOnLogin: true}
 		c := dialRaw(t, startServer(t, srv))
-		c.write("a1 LOGIN alice x\r\n")
-		if rest := c.expectEOF(); rest != "* BYE [UNAVAILABLE] Internal server error, closing\r\n" {
+		c.Write("a1 LOGIN alice x\r\n")
+		if rest := expectEOF(t, c); rest != "* BYE [UNAVAILABLE] Internal server error, closing\r\n" {
 			t.Errorf("panic: %q", rest)
 		}
 	})
 	t.Run("ServeConn shutdown", func(t *testing.T) {
 		srv := newServer(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		l, c := pipeTCP(t)
+		l, rc := pipeRaw(t)
 		done := make(chan error, 1)
 		go func() { done <- srv.ServeConn(ctx, l) }()
-		rc := &rawClient{t: t, conn: c, r: newReader(c)}
-		if g := rc.line(); !strings.HasPrefix(g, "* OK ") {
+		if g := rc.Line(); !strings.HasPrefix(g, "* OK ") {
 			t.Fatalf("greeting %q", g)
 		}
 		cancel()
-		if rest := rc.expectEOF(); rest != "* BYE [UNAVAILABLE] Server shutting down\r\n" {
+		if rest := expectEOF(t, rc); rest != "* BYE [UNAVAILABLE] Server shutting down\r\n" {
 			t.Errorf("shutdown: %q", rest)
 		}
 		<-done

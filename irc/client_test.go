@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestClientTranscript: the client's exact bytes for a whole session:
@@ -14,35 +15,35 @@ import (
 // SASL PLAIN, registration with a nick collision, QUIT.
 func TestClientTranscript(t *testing.T) {
 	payload := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret pw"))
-	addr, wait := fakeServer(t, func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.expect("CAP LS 302")
-		f.send(notice + "PING :cookie\r\n")
-		f.expect("PONG :cookie")
-		f.send(":srv CAP * LS * :multi-prefix sts=port=6697\r\n:srv CAP * LS :tls\r\n")
-		f.expect("STARTTLS")
-		f.send(":srv NOTICE * :*** Found your hostname\r\n" + goAhead)
-		if !f.startTLS(st) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Expect("CAP LS 302")
+		f.Send(notice + "PING :cookie\r\n")
+		f.Expect("PONG :cookie")
+		f.Send(":srv CAP * LS * :multi-prefix sts=port=6697\r\n:srv CAP * LS :tls\r\n")
+		f.Expect("STARTTLS")
+		f.Send(":srv NOTICE * :*** Found your hostname\r\n" + goAhead)
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("CAP LS 302")
-		f.send(capsPost)
-		f.expect("CAP REQ :sasl")
-		f.send(":srv CAP * ACK :sasl\r\n")
-		f.expect("AUTHENTICATE PLAIN")
-		f.send("AUTHENTICATE +\r\n")
-		f.expect("AUTHENTICATE " + payload)
-		f.send(":srv 900 * *!*@h alice :You are now logged in as alice\r\n:srv 903 * :SASL authentication successful\r\n")
-		f.expect("CAP END")
-		f.expect("NICK alice")
-		f.expect("USER alice 0 * :starttls")
-		f.send(":srv 433 * alice :Nickname is already in use\r\n")
-		f.expect("NICK alice1")
-		f.send(":srv 001 alice1 :Welcome\r\n")
-		f.expect("QUIT")
-		f.send("ERROR :Closing link\r\n")
+		f.Expect("CAP LS 302")
+		f.Send(capsPost)
+		f.Expect("CAP REQ :sasl")
+		f.Send(":srv CAP * ACK :sasl\r\n")
+		f.Expect("AUTHENTICATE PLAIN")
+		f.Send("AUTHENTICATE +\r\n")
+		f.Expect("AUTHENTICATE " + payload)
+		f.Send(":srv 900 * *!*@h alice :You are now logged in as alice\r\n:srv 903 * :SASL authentication successful\r\n")
+		f.Expect("CAP END")
+		f.Expect("NICK alice")
+		f.Expect("USER alice 0 * :starttls")
+		f.Send(":srv 433 * alice :Nickname is already in use\r\n")
+		f.Expect("NICK alice1")
+		f.Send(":srv 001 alice1 :Welcome\r\n")
+		f.Expect("QUIT")
+		f.Send("ERROR :Closing link\r\n")
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestClientTranscript(t *testing.T) {
 	}
 	c.Close()
 	f := wait()
-	if got := f.plain.String(); got != "CAP LS 302\r\nPONG :cookie\r\nSTARTTLS\r\n" {
+	if got := f.Plain(); got != "CAP LS 302\r\nPONG :cookie\r\nSTARTTLS\r\n" {
 		t.Errorf("plaintext = %q", got)
 	}
 	if tr := dump(res.Transcript); strings.Contains(tr, payload) {
@@ -71,12 +72,12 @@ func TestClientTranscript(t *testing.T) {
 
 // TestSTSIsNotSTARTTLS: an sts policy without tls is not an offer.
 func TestSTSIsNotSTARTTLS(t *testing.T) {
-	addr, _ := fakeServer(t, func(f *fake) {
-		f.expect("CAP LS 302")
-		f.send(":srv CAP * LS :sts=port=6697,duration=86400\r\n")
-		f.drain()
+	addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Expect("CAP LS 302")
+		f.Send(":srv CAP * LS :sts=port=6697,duration=86400\r\n")
+		f.Drain()
 	})
-	_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+	_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil || res.Offered || res.Upgraded || !reflect.DeepEqual(res.CapsBefore, []string{"sts=port=6697,duration=86400"}) {
 		t.Errorf("Dial() = %v, Offered %v, CapsBefore %q", err, res.Offered, res.CapsBefore)
 	}
@@ -90,19 +91,19 @@ func TestSASLChunks(t *testing.T) {
 	if len(payload) != 400 {
 		t.Fatalf("payload %d bytes", len(payload))
 	}
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.expect("CAP LS 302")
-		f.send(":srv CAP * LS :sasl\r\n")
-		f.expect("CAP REQ :sasl")
-		f.send(":srv CAP * ACK :sasl\r\n")
-		f.expect("AUTHENTICATE PLAIN")
-		f.send("AUTHENTICATE +\r\n")
-		f.expect("AUTHENTICATE " + payload)
-		f.expect("AUTHENTICATE +")
-		f.send(":srv 904 * :SASL authentication failed\r\n")
-		f.drain()
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Expect("CAP LS 302")
+		f.Send(":srv CAP * LS :sasl\r\n")
+		f.Expect("CAP REQ :sasl")
+		f.Send(":srv CAP * ACK :sasl\r\n")
+		f.Expect("AUTHENTICATE PLAIN")
+		f.Send("AUTHENTICATE +\r\n")
+		f.Expect("AUTHENTICATE " + payload)
+		f.Expect("AUTHENTICATE +")
+		f.Send(":srv 904 * :SASL authentication failed\r\n")
+		f.Drain()
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)

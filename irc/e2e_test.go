@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd: our client against our server in every mode.
@@ -35,7 +36,7 @@ func TestEndToEnd(t *testing.T) {
 				srv.TLSConfig = nil
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
@@ -93,7 +94,7 @@ func TestEndToEnd(t *testing.T) {
 // the other member.
 func TestChannelEcho(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	var cs []*Client
 	for _, n := range []string{"ann", "ann"} {
 		c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
@@ -127,7 +128,7 @@ func TestChannelEcho(t *testing.T) {
 func waitFor(t *testing.T, c *Client, cmd string) *Message {
 	t.Helper()
 	for i := 0; i < 50; i++ {
-		m, err := c.ReadMessage(testCtx(t))
+		m, err := c.ReadMessage(linetest.Ctx(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,38 +1,17 @@
 package irc
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
-var (
-	tlsOnce              sync.Once
-	serverTLS, clientTLS *tls.Config
-	errTLSPair           error
-	testTimeout          = 10 * time.Second
-	errBadLogin          = errors.New("bad login")
-)
-
-func tlsPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	tlsOnce.Do(func() { serverTLS, clientTLS, errTLSPair = certs.TestPair() })
-	if errTLSPair != nil {
-		t.Fatal(errTLSPair)
-	}
-	return serverTLS, clientTLS
-}
+var errBadLogin = errors.New("bad login")
 
 // memBackend accepts alice / "secret pw".
 type memBackend struct{ panicOnLogin bool }
@@ -48,190 +27,31 @@ func (b *memBackend) Login(ctx context.Context, user, pass string) error {
 }
 
 func newServer(t testing.TB) *Server {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	return &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st, Hostname: "irc.test"}, Backend: &memBackend{}}
 }
 
+// startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return l.Addr().String()
+	return linetest.Serve(t, srv.Serve, srv.Close)
 }
 
 func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{Mode: mode, TLSConfig: ct, Transcript: &starttls.Transcript{}}
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rawClient speaks IRC by hand to a server.
-type rawClient struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-// dialRaw connects; the server says nothing until spoken to.
-func dialRaw(t testing.TB, addr string) *rawClient {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	t.Cleanup(func() { conn.Close() })
-	return &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-func (c *rawClient) write(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *rawClient) line() string {
-	c.t.Helper()
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-func (c *rawClient) cmd(s string) string {
-	c.t.Helper()
-	c.write(s + "\r\n")
-	return c.line()
-}
-
 // until reads lines up to one containing s and returns it.
-func (c *rawClient) until(s string) string {
-	c.t.Helper()
+func until(t testing.TB, c *linetest.Raw, s string) string {
+	t.Helper()
 	for i := 0; i < 50; i++ {
-		if l := c.line(); strings.Contains(l, s) {
+		if l := c.Line(); strings.Contains(l, s) {
 			return l
 		}
 	}
-	c.t.Fatalf("no line containing %q", s)
+	t.Fatalf("no line containing %q", s)
 	return ""
-}
-
-func (c *rawClient) startTLS() {
-	c.t.Helper()
-	if c.r.Buffered() > 0 {
-		c.t.Fatalf("%d bytes buffered before the handshake", c.r.Buffered())
-	}
-	_, ct := tlsPair(c.t)
-	cfg := ct.Clone()
-	cfg.ServerName = "localhost"
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatal(err)
-	}
-	c.conn = tc
-	c.r = bufio.NewReader(tc)
-}
-
-func isClosedErr(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset by peer")
-}
-
-// fake is one side of a scripted fake server.
-type fake struct {
-	t     testing.TB
-	conn  net.Conn
-	r     *bufio.Reader
-	plain bytes.Buffer
-	tls   bytes.Buffer
-	inTLS bool
-}
-
-func (f *fake) send(s string) {
-	if _, err := io.WriteString(f.conn, s); err != nil {
-		f.t.Errorf("fake: write: %v", err)
-	}
-}
-
-func (f *fake) expect(want string) bool {
-	l, err := f.r.ReadString('\n')
-	if f.inTLS {
-		f.tls.WriteString(l)
-	} else {
-		f.plain.WriteString(l)
-	}
-	if err != nil {
-		f.t.Errorf("fake: waiting for %q: %v (got %q)", want, err, l)
-		return false
-	}
-	if l != want+"\r\n" {
-		f.t.Errorf("fake: client sent %q, want %q", l, want+"\r\n")
-		return false
-	}
-	return true
-}
-
-func (f *fake) startTLS(cfg *tls.Config) bool {
-	if f.r.Buffered() > 0 {
-		f.t.Errorf("fake: client pipelined %d bytes after STARTTLS", f.r.Buffered())
-	}
-	tc := tls.Server(f.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		return false
-	}
-	f.conn, f.r, f.inTLS = tc, bufio.NewReader(tc), true
-	return true
-}
-
-func (f *fake) drain() {
-	b, _ := io.ReadAll(f.r)
-	if f.inTLS {
-		f.tls.Write(b)
-	} else {
-		f.plain.Write(b)
-	}
-}
-
-func fakeServer(t testing.TB, script func(f *fake)) (addr string, wait func() *fake) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan *fake, 1)
-	go func() {
-		defer l.Close()
-		conn, err := l.Accept()
-		if err != nil {
-			done <- nil
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
-		f := &fake{t: t, conn: conn, r: bufio.NewReader(conn)}
-		script(f)
-		done <- f
-	}()
-	var f *fake
-	var once sync.Once
-	return l.Addr().String(), func() *fake {
-		once.Do(func() { f = <-done })
-		if f == nil {
-			t.Fatal("fake server: no connection")
-		}
-		return f
-	}
 }
 
 // dump renders a transcript for failure messages.

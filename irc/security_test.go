@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -26,15 +27,15 @@ const (
 func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 	for _, pipelined := range []string{"CAP LS 302\r\n", "NICK x\r\nUSER x 0 * :x\r\n", "PING"} {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
-			c := dialRaw(t, startServer(t, newServer(t)))
-			c.write("STARTTLS\r\n" + pipelined)
-			if got := c.line(); !strings.Contains(got, " 670 ") {
+			c := linetest.Dial(t, startServer(t, newServer(t)))
+			c.Write("STARTTLS\r\n" + pipelined)
+			if got := c.Line(); !strings.Contains(got, " 670 ") {
 				t.Fatalf("STARTTLS = %q", got)
 			}
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				buf := make([]byte, 512)
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -53,13 +54,13 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("raw", func(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
-		c := dialRaw(t, startServer(t, srv))
-		c.write("STARTTLS\r\nCAP LS 302\r\n")
-		if got := c.line(); !strings.Contains(got, " 670 ") {
+		c := linetest.Dial(t, startServer(t, srv))
+		c.Write("STARTTLS\r\nCAP LS 302\r\n")
+		if got := c.Line(); !strings.Contains(got, " 670 ") {
 			t.Fatalf("STARTTLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.line(); got != ":irc.test CAP * LS :sasl=PLAIN" {
+		c.StartTLS()
+		if got := c.Line(); got != ":irc.test CAP * LS :sasl=PLAIN" {
 			t.Errorf("first line inside TLS = %q, want the CAP LS answer", got)
 		}
 	})
@@ -78,7 +79,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) == tt.vulnerable {
 				t.Fatalf("Dial() error = %v", err)
@@ -107,24 +108,24 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		})
 	}
 	t.Run("probe/silent safe server", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.r.Discard(f.r.Buffered())
-			f.send(goAhead)
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.ReadLine() // the pipelined probe command
+			f.Send(goAhead)
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAP LS 302")
-			f.send(capsPost)
-			f.expect("QUIT")
+			f.Expect("CAP LS 302")
+			f.Send(capsPost)
+			f.Expect("QUIT")
 		})
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ProbeInjection = true
 		opts.InjectionWait = 200 * time.Millisecond
-		c, res, err := Dial(testCtx(t), addr, opts)
+		c, res, err := Dial(linetest.Ctx(t), addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,43 +147,43 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 		":srv NOTICE * :partial line without CRLF",
 	} {
 		t.Run(strings.TrimSpace(injected), func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.expect("CAP LS 302")
-				f.send(capsTLS)
-				f.expect("STARTTLS")
-				f.send(goAhead + injected)
-				f.drain()
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Expect("CAP LS 302")
+				f.Send(capsTLS)
+				f.Expect("STARTTLS")
+				f.Send(goAhead + injected)
+				f.Drain()
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 				t.Fatalf("Dial() error = %v, want ErrPlaintextAfterUpgrade", err)
 			}
 			if string(res.PlaintextAfterUpgrade) != injected {
 				t.Errorf("PlaintextAfterUpgrade = %q", res.PlaintextAfterUpgrade)
 			}
-			if f := wait(); f.plain.String() != "CAP LS 302\r\nSTARTTLS\r\n" {
-				t.Errorf("client sent %q", f.plain.String())
+			if f := wait(); f.Plain() != "CAP LS 302\r\nSTARTTLS\r\n" {
+				t.Errorf("client sent %q", f.Plain())
 			}
 		})
 	}
 	// Control (CL-41): 670 in two segments is not injection.
 	t.Run("fragmented go-ahead", func(t *testing.T) {
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.send(goAhead[:10])
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Send(goAhead[:10])
 			time.Sleep(50 * time.Millisecond)
-			f.send(goAhead[10:])
-			if !f.startTLS(st) {
+			f.Send(goAhead[10:])
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAP LS 302")
-			f.send(capsPost)
-			f.expect("QUIT")
+			f.Expect("CAP LS 302")
+			f.Send(capsPost)
+			f.Expect("QUIT")
 		})
-		c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,68 +198,68 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name   string
-		script func(f *fake)
+		script func(f *linetest.Fake)
 		want   error
 		sent   string
 	}{
-		{"tls stripped from CAP LS", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(notice + ":srv CAP * LS :multi-prefix sasl=PLAIN sts=port=6697,duration=300\r\n")
-			f.drain()
+		{"tls stripped from CAP LS", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(notice + ":srv CAP * LS :multi-prefix sasl=PLAIN sts=port=6697,duration=300\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeNotOffered, "CAP LS 302\r\n"},
-		{"CAP answered 451", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(":srv 451 * :You have not registered\r\n")
-			f.drain()
+		{"CAP answered 451", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(":srv 451 * :You have not registered\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeNotOffered, "CAP LS 302\r\n"},
-		{"CAP answered 421", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(":srv 421 * CAP :Unknown command\r\n")
-			f.drain()
+		{"CAP answered 421", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(":srv 421 * CAP :Unknown command\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeNotOffered, "CAP LS 302\r\n"},
-		{"STARTTLS answered 691", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.send(":srv 691 * :STARTTLS failure\r\n")
-			f.drain()
+		{"STARTTLS answered 691", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Send(":srv 691 * :STARTTLS failure\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeRefused, "CAP LS 302\r\nSTARTTLS\r\n"},
-		{"STARTTLS answered 451", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.send(":srv 451 * STARTTLS :You have not registered\r\n")
-			f.drain()
+		{"STARTTLS answered 451", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Send(":srv 451 * STARTTLS :You have not registered\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeRefused, "CAP LS 302\r\nSTARTTLS\r\n"},
-		{"STARTTLS answered 421", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.send(":srv 421 * STARTTLS :Unknown command\r\n")
-			f.drain()
+		{"STARTTLS answered 421", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Send(":srv 421 * STARTTLS :Unknown command\r\n")
+			f.Drain()
 		}, starttls.ErrUpgradeRefused, "CAP LS 302\r\nSTARTTLS\r\n"},
-		{"handshake failure", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.send(goAhead)
+		{"handshake failure", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Send(goAhead)
 			buf := make([]byte, 5)
-			io.ReadFull(f.r, buf) // the ClientHello's record header
-			f.send("not TLS at all\r\n\r\n\r\n")
-			io.Copy(io.Discard, f.r) // the rest of the ClientHello, then nothing
+			io.ReadFull(f.Conn(), buf) // the ClientHello's record header
+			f.Send("not TLS at all\r\n\r\n\r\n")
+			io.Copy(io.Discard, f.Conn()) // the rest of the ClientHello, then nothing
 		}, new(starttls.HandshakeError), "CAP LS 302\r\nSTARTTLS\r\n"},
-		{"STARTTLS silently dropped", func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(capsTLS)
-			f.expect("STARTTLS")
-			f.drain()
+		{"STARTTLS silently dropped", func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(capsTLS)
+			f.Expect("STARTTLS")
+			f.Drain()
 		}, nil, "CAP LS 302\r\nSTARTTLS\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, starttls.ModeRequired)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			start := time.Now()
 			var err error
 			if tt.want == nil {
@@ -279,8 +280,8 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 					t.Fatalf("Dial() error = %v, want %v", err, tt.want)
 				}
 			}
-			if f := wait(); f.plain.String() != tt.sent {
-				t.Errorf("client sent %q, want %q", f.plain.String(), tt.sent)
+			if f := wait(); f.Plain() != tt.sent {
+				t.Errorf("client sent %q, want %q", f.Plain(), tt.sent)
 			}
 		})
 	}
@@ -295,7 +296,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		srv.TLSConfig = nil
 		srv.AllowPlaintextLogin = true
 		addr := startServer(t, srv)
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil {
 			t.Fatal(err)
@@ -321,26 +322,26 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		}
 	})
 	t.Run("server", func(t *testing.T) {
-		c := dialRaw(t, startServer(t, newServer(t)))
-		if got := c.cmd("CAP LS 302"); got != ":irc.test CAP * LS :tls" {
+		c := linetest.Dial(t, startServer(t, newServer(t)))
+		if got := c.Cmd("CAP LS 302"); got != ":irc.test CAP * LS :tls" {
 			t.Errorf("CAP LS = %q", got)
 		}
-		if got := c.cmd("CAP REQ :sasl"); got != ":irc.test CAP * NAK :sasl" {
+		if got := c.Cmd("CAP REQ :sasl"); got != ":irc.test CAP * NAK :sasl" {
 			t.Errorf("CAP REQ = %q", got)
 		}
-		if got := c.cmd("AUTHENTICATE PLAIN"); !strings.Contains(got, " 904 ") {
+		if got := c.Cmd("AUTHENTICATE PLAIN"); !strings.Contains(got, " 904 ") {
 			t.Errorf("AUTHENTICATE = %q, want 904", got)
 		}
 		// After TLS it works.
-		c.write("STARTTLS\r\n")
-		c.until(" 670 ")
-		c.startTLS()
-		c.cmd("CAP REQ :sasl")
-		if got := c.cmd("AUTHENTICATE PLAIN"); got != "AUTHENTICATE +" {
+		c.Write("STARTTLS\r\n")
+		until(t, c, " 670 ")
+		c.StartTLS()
+		c.Cmd("CAP REQ :sasl")
+		if got := c.Cmd("AUTHENTICATE PLAIN"); got != "AUTHENTICATE +" {
 			t.Fatalf("AUTHENTICATE = %q", got)
 		}
-		c.write("AUTHENTICATE AGFsaWNlAHNlY3JldCBwdw==\r\n")
-		if got := c.until(" 903 "); !strings.Contains(got, "successful") {
+		c.Write("AUTHENTICATE AGFsaWNlAHNlY3JldCBwdw==\r\n")
+		if got := until(t, c, " 903 "); !strings.Contains(got, "successful") {
 			t.Errorf("903 = %q", got)
 		}
 	})
@@ -350,31 +351,31 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 // both sides; a tagged line of 8 KiB is still accepted by the client.
 func TestLineTooLong(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
-		addr, _ := fakeServer(t, func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send(":srv NOTICE * :" + strings.Repeat("x", MaxLineLength) + "\r\n")
-			f.drain()
+		addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send(":srv NOTICE * :" + strings.Repeat("x", MaxLineLength) + "\r\n")
+			f.Drain()
 		})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrLineTooLong) {
 			t.Fatalf("Dial() error = %v, want ErrLineTooLong", err)
 		}
 	})
 	t.Run("client accepts tags", func(t *testing.T) {
-		addr, _ := fakeServer(t, func(f *fake) {
-			f.expect("CAP LS 302")
-			f.send("@x=" + strings.Repeat("y", 8000) + " :srv CAP * LS :multi-prefix\r\n")
-			f.drain()
+		addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+			f.Expect("CAP LS 302")
+			f.Send("@x=" + strings.Repeat("y", 8000) + " :srv CAP * LS :multi-prefix\r\n")
+			f.Drain()
 		})
-		_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrUpgradeNotOffered) || !reflect.DeepEqual(res.CapsBefore, []string{"multi-prefix"}) {
 			t.Fatalf("Dial() error = %v, caps %q", err, res.CapsBefore)
 		}
 	})
 	t.Run("server", func(t *testing.T) {
-		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("PING " + strings.Repeat("a", 5000) + "\r\n")
-		if got := c.line(); !strings.HasPrefix(got, "ERROR") || !strings.Contains(got, "too long") {
+		c := linetest.Dial(t, startServer(t, newServer(t)))
+		c.Write("PING " + strings.Repeat("a", 5000) + "\r\n")
+		if got := c.Line(); !strings.HasPrefix(got, "ERROR") || !strings.Contains(got, "too long") {
 			t.Errorf("answer = %q", got)
 		}
 	})
@@ -391,7 +392,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	err = tls.Client(conn, cfg).Handshake()
@@ -400,12 +401,12 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		t.Fatalf("Handshake() error = %v, want a RecordHeaderError (plaintext answer)", err)
 	}
 	// The server answers ERROR and closes.
-	c := dialRaw(t, addr)
-	c.write("\x16\x03\x01\x00\x05hello")
-	if got := c.line(); !strings.HasPrefix(got, "ERROR") || !strings.Contains(got, "TLS") {
+	c := linetest.Dial(t, addr)
+	c.Write("\x16\x03\x01\x00\x05hello")
+	if got := c.Line(); !strings.HasPrefix(got, "ERROR") || !strings.Contains(got, "TLS") {
 		t.Errorf("answer = %q", got)
 	}
-	if _, err := c.r.ReadString('\n'); err == nil || !isClosedErr(err) {
+	if _, err := c.Reader().ReadString('\n'); err == nil || !linetest.IsClosed(err) {
 		t.Errorf("connection not closed: %v", err)
 	}
 }
@@ -414,20 +415,20 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // by a MITM: sasl=EXTERNAL, a fake cap) do not survive; the result and
 // Login use the ones read over TLS.
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.expect("CAP LS 302")
-		f.send(":srv CAP * LS * :tls sasl=EXTERNAL\r\n:srv CAP * LS :injected-cap\r\n")
-		f.expect("STARTTLS")
-		f.send(goAhead)
-		if !f.startTLS(st) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Expect("CAP LS 302")
+		f.Send(":srv CAP * LS * :tls sasl=EXTERNAL\r\n:srv CAP * LS :injected-cap\r\n")
+		f.Expect("STARTTLS")
+		f.Send(goAhead)
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("CAP LS 302")
-		f.send(":srv CAP * LS :sasl=PLAIN,SCRAM-SHA-256 away-notify\r\n")
-		f.expect("QUIT")
+		f.Expect("CAP LS 302")
+		f.Send(":srv CAP * LS :sasl=PLAIN,SCRAM-SHA-256 away-notify\r\n")
+		f.Expect("QUIT")
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}

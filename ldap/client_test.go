@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -81,7 +82,7 @@ func TestClientTranscript(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, done := fakeServer(t, tt.script)
 			opts := clientOpts(t, tt.mode)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if tt.name == "notice-of-disconnection" {
 				var re *ResultError
 				if !errors.As(err, &re) || re.Code != ResultUnavailable {
@@ -129,7 +130,7 @@ func TestClientTranscriptLines(t *testing.T) {
 	srv := newServer(t)
 	addr := startServer(t, srv)
 	opts := clientOpts(t, starttls.ModeRequired)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, opts)
 	if err != nil {
 		t.Fatal(err)

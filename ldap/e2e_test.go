@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd runs the client against the server in every mode.
@@ -27,7 +28,7 @@ func TestEndToEnd(t *testing.T) {
 			srv := newServer(t)
 			srv.Implicit = tt.implicit
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatalf("Dial: %v", err)

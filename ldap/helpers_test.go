@@ -8,36 +8,20 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
-var (
-	tlsOnce              sync.Once
-	serverTLS, clientTLS *tls.Config
-	errTLSPair           error
-	testTimeout          = 10 * time.Second
-	errBadLogin          = errors.New("bad login")
-)
+var errBadLogin = errors.New("bad login")
 
 const (
 	testBase = "dc=lab,dc=starttls,dc=test"
 	aliceDN  = "uid=alice," + testBase
 	alicePW  = "secret pw"
 )
-
-func tlsPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	tlsOnce.Do(func() { serverTLS, clientTLS, errTLSPair = certs.TestPair() })
-	if errTLSPair != nil {
-		t.Fatal(errTLSPair)
-	}
-	return serverTLS, clientTLS
-}
 
 // memBackend knows one user "alice" with password "secret pw".
 type memBackend struct{ panicOnLogin bool }
@@ -53,31 +37,19 @@ func (b *memBackend) Login(ctx context.Context, user, pass string) error {
 }
 
 func newServer(t testing.TB) *Server {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	return &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st, Hostname: "ldap.test"}, Backend: &memBackend{}, BaseDN: testBase}
 }
 
+// startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return l.Addr().String()
+	return linetest.Serve(t, srv.Serve, srv.Close)
 }
 
 func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{Mode: mode, TLSConfig: ct, Transcript: &starttls.Transcript{}}
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // rawClient speaks LDAP by hand to a server.
@@ -87,15 +59,11 @@ type rawClient struct {
 	r    *bufio.Reader
 }
 
+// dialRaw connects with linetest.Dial (deadline, closed with the test).
 func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	t.Cleanup(func() { conn.Close() })
-	return &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	raw := linetest.Dial(t, addr)
+	return &rawClient{t: t, conn: raw.Conn(), r: raw.Reader()}
 }
 
 func (c *rawClient) write(b ...[]byte) {
@@ -150,7 +118,7 @@ func (c *rawClient) startTLS(id int64) {
 	if r := c.result(opExtendedResponse); r.code != ResultSuccess {
 		c.t.Fatalf("StartTLS: %v", r.summary())
 	}
-	_, ct := tlsPair(c.t)
+	_, ct := linetest.TLSPair(c.t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	tc := tls.Client(c.conn, cfg)
@@ -207,21 +175,10 @@ type fakeResult struct {
 // returned channel once the client closed the connection.
 func fakeServer(t testing.TB, script []step) (string, <-chan fakeResult) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	done := make(chan fakeResult, 1)
-	go func() {
-		defer l.Close()
-		conn, err := l.Accept()
-		if err != nil {
-			done <- fakeResult{err: err}
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
+	addr, _ := linetest.FakeServer(t, func(f *linetest.Fake) {
+		conn := f.Conn()
 		var c net.Conn = conn
 		for i, s := range script {
 			if s.want != nil {
@@ -254,8 +211,8 @@ func fakeServer(t testing.TB, script []step) (string, <-chan fakeResult) {
 		// Keep what the client sends until it closes.
 		rest, _ := io.ReadAll(c)
 		done <- fakeResult{rest: rest}
-	}()
-	return l.Addr().String(), done
+	})
+	return addr, done
 }
 
 // Responses for scripted servers.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: a request sent in
@@ -43,7 +44,7 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		srv.InsecureKeepPipelined = true // Handshake never keeps them
 		cc, sc := loopbackPair(t)
 		go cc.Write(append(encodeMessage(1, encodeExtended(StartTLSOID)), searchMsg(2, "", ScopeBase)...))
-		if tc, err := srv.Handshake(testCtx(t), sc); err == nil || tc != nil {
+		if tc, err := srv.Handshake(linetest.Ctx(t), sc); err == nil || tc != nil {
 			t.Fatalf("Handshake = %v, %v; want an error", tc, err)
 		}
 	})
@@ -87,7 +88,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	if r := c.result(opExtendedResponse); r.code != ResultSuccess {
 		t.Fatalf("StartTLS = %s", r.summary())
 	}
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	tc := tls.Client(c.conn, cfg)
@@ -106,11 +107,11 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	opts := clientOpts(t, starttls.ModeRequired)
 	opts.ProbeInjection = true
 	opts.InjectionWait = 300 * time.Millisecond
-	cl, res, err := Dial(testCtx(t), addr, opts)
+	cl, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.Login(testCtx(t), aliceDN, alicePW); err != nil {
+	if err := cl.Login(linetest.Ctx(t), aliceDN, alicePW); err != nil {
 		t.Errorf("Login after the probe: %v", err)
 	}
 	cl.Close()
@@ -122,7 +123,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	// is refused with operationsError (RFC 4511 §4.14.1) and the
 	// connection closed.
 	addr = startServer(t, newServer(t))
-	_, res, err = Dial(testCtx(t), addr, opts)
+	_, res, err = Dial(linetest.Ctx(t), addr, opts)
 	if !errors.Is(err, starttls.ErrUpgradeRefused) {
 		t.Errorf("Dial with the probe against the default server = %v", err)
 	}
@@ -159,7 +160,7 @@ func TestProbeSafeServers(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 200 * time.Millisecond
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if c != nil {
 				c.Close()
 			}
@@ -193,7 +194,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, done := fakeServer(t, []step{{want: dseReq, reply: dse}, {want: stReq, reply: append(startTLSResp(2, ResultSuccess), tt.injected...)}})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 				t.Fatalf("Dial error = %v, want ErrPlaintextAfterUpgrade", err)
 			}
@@ -257,7 +258,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 // unless in ModePlain; the server refuses a plaintext bind unless
 // AllowPlaintextLogin; the plaintext-login probe tells the two apart.
 func TestNoCredentialsBeforeTLS(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	t.Run("client", func(t *testing.T) {
 		srv := newServer(t)
 		srv.TLSConfig = nil
@@ -374,7 +375,7 @@ func TestLineTooLong(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
 		huge := append([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}, make([]byte, 64)...)
 		addr, done := fakeServer(t, []step{{want: searchMsg(1, "", ScopeBase, dseAttrs...), reply: huge}})
-		_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrLineTooLong) {
 			t.Fatalf("Dial error = %v, want ErrLineTooLong", err)
 		}
@@ -404,11 +405,11 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	cc, sc := loopbackPair(t)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeConn(context.Background(), sc) }()
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	tc := tls.Client(cc, cfg)
-	tc.SetDeadline(time.Now().Add(testTimeout))
+	tc.SetDeadline(time.Now().Add(linetest.Timeout))
 	start := time.Now()
 	if err := tc.Handshake(); err == nil {
 		t.Fatal("handshake succeeded on the plaintext port")
@@ -439,7 +440,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		{want: encodeMessage(2, encodeExtended(StartTLSOID)), reply: startTLSResp(2, ResultSuccess), handshake: true},
 		{want: searchMsg(3, "", ScopeBase, dseAttrs...), reply: append(after, doneMsg(3, ResultSuccess)...)},
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +456,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 
 	// Our server lists StartTLS and no login before TLS, PLAIN after.
 	addr = startServer(t, newServer(t))
-	c, res, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}

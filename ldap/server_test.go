@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDialog walks a raw session through the server's refusals and
@@ -193,7 +194,7 @@ func TestServerImplicit(t *testing.T) {
 	srv := newServer(t)
 	srv.Implicit = true
 	addr := startServer(t, srv)
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	conn, err := tls.Dial("tcp", addr, cfg)
@@ -225,7 +226,7 @@ func TestServerHandshake(t *testing.T) {
 	}()
 	c := &rawClient{t: t, conn: cc}
 	c.r = newWire(cc, MaxMessageSize, starttls.FromClient, nil).r
-	cc.SetDeadline(time.Now().Add(testTimeout))
+	cc.SetDeadline(time.Now().Add(linetest.Timeout))
 	c.startTLS(1)
 	r := <-ch
 	if r.err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // Independent vectors (Python hashlib) for scramble "abcdefghijklmnopqrst"
@@ -41,7 +42,7 @@ var wantSSLRequest = "05aa0800" + "00001000" + "2d" + strings.Repeat("00", 23)
 // TestClientTranscript: a scripted server; the client's bytes are checked
 // exactly, from the SSLRequest to COM_QUIT.
 func TestClientTranscript(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	addr, done := fakeServer(t, func(c net.Conn) error {
 		c.Write(greetingBytes(serverCaps | ClientSSL))
 		seq, p, err := readPkt(c)
@@ -77,7 +78,7 @@ func TestClientTranscript(t *testing.T) {
 		}
 		return nil
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	opts := clientOpts(t, starttls.ModeRequired)
 	c, res, err := Dial(ctx, addr, opts)
 	if err != nil {
@@ -107,7 +108,7 @@ func TestClientTranscript(t *testing.T) {
 // TestClientAuthSwitch: caching_sha2_password full authentication over TLS
 // sends the password in clear, inside TLS only.
 func TestClientAuthSwitch(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	for _, tlsOn := range []bool{true, false} {
 		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
 			addr, done := fakeServer(t, func(c net.Conn) error {
@@ -156,11 +157,11 @@ func TestClientAuthSwitch(t *testing.T) {
 				mode = starttls.ModeRequired
 			}
 			opts := clientOpts(t, mode)
-			c, _, err := Dial(testCtx(t), addr, opts)
+			c, _, err := Dial(linetest.Ctx(t), addr, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = c.Login(testCtx(t), testUser, testPassword)
+			err = c.Login(linetest.Ctx(t), testUser, testPassword)
 			if tlsOn && err != nil {
 				t.Fatalf("Login: %v", err)
 			}
@@ -212,7 +213,7 @@ func TestClientGreetingErrors(t *testing.T) {
 				}
 				return nil
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if err == nil {
 				t.Fatal("Dial succeeded")
 			}
@@ -247,14 +248,14 @@ func TestClientRefusesLocalInfile(t *testing.T) {
 		}
 		return nil
 	})
-	c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), testUser, testPassword); err != nil {
+	if err := c.Login(linetest.Ctx(t), testUser, testPassword); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Query(testCtx(t), "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t"); err == nil {
+	if _, err := c.Query(linetest.Ctx(t), "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t"); err == nil {
 		t.Fatal("LOCAL INFILE accepted")
 	}
 	c.Close()
@@ -298,7 +299,7 @@ func TestProbePlaintextLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			got, err := ProbePlaintextLogin(testCtx(t), conn, nil)
+			got, err := ProbePlaintextLogin(linetest.Ctx(t), conn, nil)
 			if (err != nil) != tt.err || fmt.Sprint(got) != fmt.Sprint(tt.want) || (tt.want != nil && got == nil) {
 				t.Errorf("ProbePlaintextLogin = %v, %v; want %v (error %v)", got, err, tt.want, tt.err)
 			}

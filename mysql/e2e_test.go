@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd: our client against our server in every mode.
 func TestEndToEnd(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	tests := []struct {
 		name     string
 		srv      starttls.ServerOptions
@@ -28,7 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := startServer(t, &Server{ServerOptions: tt.srv, Backend: &memBackend{}})
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatal(err)
@@ -83,12 +84,12 @@ func TestEndToEnd(t *testing.T) {
 func TestLoginRefused(t *testing.T) {
 	addr := startServer(t, newServer(t))
 	for _, up := range [][2]string{{testUser, "wrong"}, {"bob", testPassword}, {testUser, ""}} {
-		c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var me *Error
-		if err := c.Login(testCtx(t), up[0], up[1]); !errors.As(err, &me) || me.Code != ErAccessDenied || me.State != "28000" {
+		if err := c.Login(linetest.Ctx(t), up[0], up[1]); !errors.As(err, &me) || me.Code != ErAccessDenied || me.State != "28000" {
 			t.Errorf("Login(%q, %q) = %v, want ERR 1045", up[0], up[1], err)
 		}
 		c.Close()
@@ -99,7 +100,7 @@ func TestLoginRefused(t *testing.T) {
 // mysql_native_password.
 func TestServerAuthSwitch(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestServerMaxErrors(t *testing.T) {
 	srv := newServer(t)
 	srv.MaxErrors = 2
 	addr := startServer(t, srv)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
@@ -141,16 +142,16 @@ func TestServerPanicRecovered(t *testing.T) {
 	srv := newServer(t)
 	srv.Backend = &memBackend{panics: true}
 	addr := startServer(t, srv)
-	c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var me *Error
-	if err := c.Login(testCtx(t), testUser, testPassword); !errors.As(err, &me) || me.Code != ErUnknown {
+	if err := c.Login(linetest.Ctx(t), testUser, testPassword); !errors.As(err, &me) || me.Code != ErUnknown {
 		t.Fatalf("Login = %v, want ERR 1105", err)
 	}
 	c.Close()
-	c, _, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, _, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatalf("server gone after a panic: %v", err)
 	}

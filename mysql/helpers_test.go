@@ -2,39 +2,21 @@ package mysql
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
-var (
-	tlsOnce              sync.Once
-	serverTLS, clientTLS *tls.Config
-	errTLSPair           error
-	testTimeout          = 10 * time.Second
-	errNoUser            = errors.New("no such user")
-)
+var errNoUser = errors.New("no such user")
 
 const (
 	testUser     = "alice"
 	testPassword = "secret pw"
 )
-
-func tlsPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	tlsOnce.Do(func() { serverTLS, clientTLS, errTLSPair = certs.TestPair() })
-	if errTLSPair != nil {
-		t.Fatal(errTLSPair)
-	}
-	return serverTLS, clientTLS
-}
 
 // memBackend knows one user, alice, with the password "secret pw".
 type memBackend struct{ panics bool }
@@ -50,31 +32,19 @@ func (b *memBackend) Password(_ context.Context, user string) (string, error) {
 }
 
 func newServer(t testing.TB) *Server {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	return &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st}, Backend: &memBackend{}}
 }
 
+// startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return l.Addr().String()
+	return linetest.Serve(t, srv.Serve, srv.Close)
 }
 
 func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{Mode: mode, TLSConfig: ct, Transcript: &starttls.Transcript{}}
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // pkt frames a payload as a packet with sequence id seq.
@@ -97,24 +67,9 @@ func greetingBytes(caps uint32) []byte {
 // returned channel delivers the script's error when it is done.
 func fakeServer(t testing.TB, script func(c net.Conn) error) (addr string, done <-chan error) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan error, 1)
-	go func() {
-		defer l.Close()
-		c, err := l.Accept()
-		if err != nil {
-			ch <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
-		ch <- script(c)
-	}()
-	t.Cleanup(func() { l.Close() })
-	return l.Addr().String(), ch
+	addr, _ = linetest.FakeServer(t, func(f *linetest.Fake) { ch <- script(f.Conn()) })
+	return addr, ch
 }
 
 // readPkt reads one packet from r and returns its sequence id and payload.

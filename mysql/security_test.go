@@ -11,18 +11,14 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // rawSSL dials srv, reads the greeting and returns the conn and the
 // greeting; the caller speaks next.
 func rawDial(t *testing.T, addr string) (net.Conn, *Greeting) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c := linetest.Dial(t, addr).Conn()
 	_, p, err := readPkt(c)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +51,7 @@ func loginPacket(g *Greeting, seq byte, ssl bool) []byte {
 func pipelineAfterSSLRequest(t *testing.T, addr string) (reply []byte, hsErr error) {
 	c, g := rawDial(t, addr)
 	c.Write(append(sslRequestPacket(), loginPacket(g, 2, true)...))
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "127.0.0.1"
 	tc := tls.Client(c, cfg)
@@ -85,7 +81,7 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		g, _ := ParseGreeting(p)
 		b.Write(append(sslRequestPacket(), loginPacket(g, 2, true)...))
 	}()
-	if tc, err := srv.Handshake(testCtx(t), a); err == nil || !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
+	if tc, err := srv.Handshake(linetest.Ctx(t), a); err == nil || !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 		t.Fatalf("Handshake = %v, %v; want ErrPlaintextAfterUpgrade", tc, err)
 	}
 }
@@ -107,7 +103,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	}
 	opts := clientOpts(t, starttls.ModeRequired)
 	opts.ProbeInjection = true
-	c, res, err := Dial(testCtx(t), addr, opts)
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +134,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				}
 				return nil
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 				t.Fatalf("err = %v, want ErrPlaintextAfterUpgrade", err)
 			}
@@ -239,20 +235,20 @@ func cutClientHello(b []byte) []byte {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	srv := &Server{Backend: &memBackend{}} // no TLS
 	addr := startServer(t, srv)
-	c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+	c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), testUser, testPassword); !errors.Is(err, starttls.ErrFallbackForbidden) {
+	if err := c.Login(linetest.Ctx(t), testUser, testPassword); !errors.Is(err, starttls.ErrFallbackForbidden) {
 		t.Fatalf("Login = %v, want ErrFallbackForbidden", err)
 	}
 	c.Close()
-	c, _, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, _, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var me *Error
-	if err := c.Login(testCtx(t), testUser, testPassword); !errors.As(err, &me) || me.Code != ErSecureTransportRequired {
+	if err := c.Login(linetest.Ctx(t), testUser, testPassword); !errors.As(err, &me) || me.Code != ErSecureTransportRequired {
 		t.Fatalf("plaintext Login = %v, want ERR 3159", err)
 	}
 	c.Close()
@@ -261,18 +257,18 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := ProbePlaintextLogin(testCtx(t), conn, nil); err != nil || m == nil || len(m) != 0 {
+	if m, err := ProbePlaintextLogin(linetest.Ctx(t), conn, nil); err != nil || m == nil || len(m) != 0 {
 		t.Errorf("ProbePlaintextLogin = %v, %v; want [] (TLS required)", m, err)
 	}
 	conn.Close()
 
 	srv2 := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true}, Backend: &memBackend{}}
 	addr2 := startServer(t, srv2)
-	c, _, err = Dial(testCtx(t), addr2, clientOpts(t, starttls.ModePlain))
+	c, _, err = Dial(linetest.Ctx(t), addr2, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), testUser, testPassword); err != nil {
+	if err := c.Login(linetest.Ctx(t), testUser, testPassword); err != nil {
 		t.Fatalf("Login with AllowPlaintextLogin: %v", err)
 	}
 	c.Close()
@@ -308,7 +304,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	go func() {
 		// Swallow the greeting, then speak TLS.
 		readPkt(b)
-		_, ct := tlsPair(t)
+		_, ct := linetest.TLSPair(t)
 		cfg := ct.Clone()
 		cfg.ServerName = "localhost"
 		tls.Client(b, cfg).Handshake()
@@ -318,7 +314,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		if !errors.Is(err, starttls.ErrTLSOnPlaintextPort) {
 			t.Fatalf("ServeConn = %v, want ErrTLSOnPlaintextPort", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(linetest.Timeout):
 		t.Fatal("server still waiting")
 	}
 }
@@ -329,7 +325,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // reports the plugin that really logged in over TLS, not the greeting's.
 // With implicit TLS the greeting itself came over TLS: CapsReread true.
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	addr, done := fakeServer(t, func(c net.Conn) error {
 		c.Write(greetingBytes(serverCaps | ClientSSL | ClientLocalFiles))
 		readPkt(c)
@@ -345,7 +341,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		tc.Write(pkt(6, marshalOK(2)))
 		return nil
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
@@ -388,8 +384,8 @@ func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
 		t.Fatal(err)
 	}
 	a := <-ch
-	a.SetDeadline(time.Now().Add(testTimeout))
-	b.SetDeadline(time.Now().Add(testTimeout))
+	a.SetDeadline(time.Now().Add(linetest.Timeout))
+	b.SetDeadline(time.Now().Add(linetest.Timeout))
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerHandshakeHandsOver: Handshake serves the greeting and the
@@ -17,7 +19,7 @@ func TestServerHandshakeHandsOver(t *testing.T) {
 		_, p, _ := readPkt(b)
 		g, _ := ParseGreeting(p)
 		b.Write(sslRequestPacket())
-		_, ct := tlsPair(t)
+		_, ct := linetest.TLSPair(t)
 		cfg := ct.Clone()
 		cfg.ServerName = "localhost"
 		tc := tls.Client(b, cfg)
@@ -25,7 +27,7 @@ func TestServerHandshakeHandsOver(t *testing.T) {
 			tc.Write(loginPacket(g, 2, true))
 		}
 	}()
-	tc, err := srv.Handshake(testCtx(t), a)
+	tc, err := srv.Handshake(linetest.Ctx(t), a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -16,23 +17,23 @@ const (
 )
 
 // upgradeScript is the normal server side of a successful STARTTLS.
-func upgradeScript(preCaps, postCaps string) func(f *fake) {
-	return func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.send(greeting)
-		f.expect("CAPABILITIES")
-		f.send(preCaps)
-		f.expect("STARTTLS")
-		f.send("382 Continue with TLS negotiation\r\n")
-		if !f.startTLS(st) {
-			f.t.Error("fake: handshake failed")
+func upgradeScript(t testing.TB, preCaps, postCaps string) func(f *linetest.Fake) {
+	return func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send(greeting)
+		f.Expect("CAPABILITIES")
+		f.Send(preCaps)
+		f.Expect("STARTTLS")
+		f.Send("382 Continue with TLS negotiation\r\n")
+		if !f.StartTLS(st) {
+			t.Error("fake: handshake failed")
 			return
 		}
-		f.expect("CAPABILITIES")
-		f.send(postCaps)
-		f.expect("QUIT")
-		f.send("205 bye\r\n")
-		f.drain()
+		f.Expect("CAPABILITIES")
+		f.Send(postCaps)
+		f.Expect("QUIT")
+		f.Send("205 bye\r\n")
+		f.Drain()
 	}
 }
 
@@ -42,7 +43,7 @@ func TestClientTranscript(t *testing.T) {
 	tests := []struct {
 		name      string
 		mode      starttls.Mode
-		script    func(f *fake)
+		script    func(f *linetest.Fake)
 		wantErr   error
 		wantPlain string
 		wantTLS   string
@@ -51,7 +52,7 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name:      "upgrade",
 			mode:      starttls.ModeRequired,
-			script:    upgradeScript(capsSTLS, capsTLS),
+			script:    upgradeScript(t, capsSTLS, capsTLS),
 			wantPlain: "CAPABILITIES\r\nSTARTTLS\r\n",
 			wantTLS:   "CAPABILITIES\r\nQUIT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -72,21 +73,21 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "RFC 977 server: CAPABILITIES unknown, STARTTLS tried",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send("500 What?\r\n")
-				f.expect("STARTTLS")
-				f.send("382 go\r\n")
-				if !f.startTLS(st) {
+			script: func(f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send("500 What?\r\n")
+				f.Expect("STARTTLS")
+				f.Send("382 go\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("CAPABILITIES")
-				f.send("500 What?\r\n")
-				f.expect("QUIT")
-				f.send("205 bye\r\n")
-				f.drain()
+				f.Expect("CAPABILITIES")
+				f.Send("500 What?\r\n")
+				f.Expect("QUIT")
+				f.Send("205 bye\r\n")
+				f.Drain()
 			},
 			wantPlain: "CAPABILITIES\r\nSTARTTLS\r\n",
 			wantTLS:   "CAPABILITIES\r\nQUIT\r\n",
@@ -99,13 +100,13 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "opportunistic, not offered",
 			mode: starttls.ModeOpportunistic,
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsNoSTLS)
-				f.expect("QUIT")
-				f.send("205 bye\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsNoSTLS)
+				f.Expect("QUIT")
+				f.Send("205 bye\r\n")
+				f.Drain()
 			},
 			wantPlain: "CAPABILITIES\r\nQUIT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -117,35 +118,35 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "service unavailable greeting",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("400 too busy\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send("400 too busy\r\n")
+				f.Drain()
 			},
 			wantErr: &Error{},
 		},
 		{
 			name: "unsolicited data after the greeting",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send(greeting + "101 Capability list:\r\nSTARTTLS\r\n.\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting + "101 Capability list:\r\nSTARTTLS\r\n.\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 		{
 			name: "continuation-style reply is malformed",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("200-news\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send("200-news\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
-			c, res, err := Dial(testCtx(t), addr, clientOpts(t, tt.mode))
+			addr, wait := linetest.FakeServer(t, tt.script)
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, tt.mode))
 			if tt.wantErr != nil {
 				if e, ok := tt.wantErr.(*Error); ok {
 					if !errors.As(err, &e) || !e.Temporary() {
@@ -165,10 +166,10 @@ func TestClientTranscript(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if got := f.plain.String(); got != tt.wantPlain {
+			if got := f.Plain(); got != tt.wantPlain {
 				t.Errorf("plaintext = %q, want %q", got, tt.wantPlain)
 			}
-			if got := f.tls.String(); got != tt.wantTLS {
+			if got := f.TLS(); got != tt.wantTLS {
 				t.Errorf("inside TLS = %q, want %q", got, tt.wantTLS)
 			}
 			if tt.check != nil {
@@ -182,28 +183,28 @@ func TestClientTranscript(t *testing.T) {
 // an initial response, masked in the transcript, and re-reads the
 // capabilities.
 func TestClientLoginSASL(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.send(greeting)
-		f.expect("CAPABILITIES")
-		f.send(capsSTLS)
-		f.expect("STARTTLS")
-		f.send("382 go\r\n")
-		if !f.startTLS(st) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send(greeting)
+		f.Expect("CAPABILITIES")
+		f.Send(capsSTLS)
+		f.Expect("STARTTLS")
+		f.Send("382 go\r\n")
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("CAPABILITIES")
-		f.send("101 caps\r\nVERSION 2\r\nAUTHINFO SASL\r\nSASL PLAIN\r\n.\r\n")
-		f.expect("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
-		f.send("281 ok\r\n")
-		f.expect("CAPABILITIES")
-		f.send("101 caps\r\nVERSION 2\r\nREADER\r\n.\r\n")
-		f.expect("QUIT")
-		f.send("205 bye\r\n")
-		f.drain()
+		f.Expect("CAPABILITIES")
+		f.Send("101 caps\r\nVERSION 2\r\nAUTHINFO SASL\r\nSASL PLAIN\r\n.\r\n")
+		f.Expect("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+		f.Send("281 ok\r\n")
+		f.Expect("CAPABILITIES")
+		f.Send("101 caps\r\nVERSION 2\r\nREADER\r\n.\r\n")
+		f.Expect("QUIT")
+		f.Send("205 bye\r\n")
+		f.Drain()
 	})
 	opts := clientOpts(t, starttls.ModeRequired)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd: our client against our server in every mode.
@@ -33,7 +34,7 @@ func TestEndToEnd(t *testing.T) {
 				srv.TLSConfig = nil
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatal(err)
@@ -117,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 // TestLoginWrongPassword: 481, and the transcript never shows the password.
 func TestLoginWrongPassword(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	opts := clientOpts(t, starttls.ModeRequired)
 	c, _, err := Dial(ctx, addr, opts)
 	if err != nil {

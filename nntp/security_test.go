@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: "STARTTLS\r\nCAPABILITIES\r\n"
@@ -21,14 +22,14 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
 			srv := newServer(t)
 			c := dialRaw(t, startServer(t, srv))
-			c.write("STARTTLS\r\n" + pipelined)
-			if got := c.line(); got != "382 Continue with TLS negotiation" {
+			c.Write("STARTTLS\r\n" + pipelined)
+			if got := c.Line(); got != "382 Continue with TLS negotiation" {
 				t.Fatalf("STARTTLS = %q", got)
 			}
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				buf := make([]byte, 512)
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -48,12 +49,12 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("STARTTLS\r\nCAPABILITIES\r\n")
-		if got := c.line(); got != "382 Continue with TLS negotiation" {
+		c.Write("STARTTLS\r\nCAPABILITIES\r\n")
+		if got := c.Line(); got != "382 Continue with TLS negotiation" {
 			t.Fatalf("STARTTLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.line(); got != "101 Capability list:" {
+		c.StartTLS()
+		if got := c.Line(); got != "101 Capability list:" {
 			t.Errorf("first line inside TLS = %q, want the CAPABILITIES answer", got)
 		}
 	})
@@ -74,7 +75,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
@@ -103,27 +104,27 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("probe/silent safe server", func(t *testing.T) {
 		// A server that discards the pipelined command and goes on with the
 		// handshake (the go-smtp way): not vulnerable, session usable.
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("CAPABILITIES")
-			f.send(capsSTLS)
-			f.expect("STARTTLS")
-			f.r.Discard(f.r.Buffered())
-			f.send("382 go\r\n")
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("CAPABILITIES")
+			f.Send(capsSTLS)
+			f.Expect("STARTTLS")
+			f.ReadLine() // the pipelined command, discarded
+			f.Send("382 go\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAPABILITIES")
-			f.send(capsTLS)
-			f.expect("QUIT")
-			f.send("205 bye\r\n")
-			f.drain()
+			f.Expect("CAPABILITIES")
+			f.Send(capsTLS)
+			f.Expect("QUIT")
+			f.Send("205 bye\r\n")
+			f.Drain()
 		})
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ProbeInjection = true
 		opts.InjectionWait = 200 * time.Millisecond
-		c, res, err := Dial(testCtx(t), addr, opts)
+		c, res, err := Dial(linetest.Ctx(t), addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,20 +153,20 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsSTLS)
-				f.expect("STARTTLS")
-				f.send(tt.goAhead)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsSTLS)
+				f.Expect("STARTTLS")
+				f.Send(tt.goAhead)
 				if tt.want == nil {
 					// B_2: non-TLS bytes where the ServerHello should be.
-					f.r.ReadByte()
-					f.send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
+					f.Conn().Read(make([]byte, 1))
+					f.Send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
 				}
-				f.drain()
+				f.Drain()
 			})
-			c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if c != nil {
 				t.Fatal("Dial returned a client")
 			}
@@ -186,7 +187,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				t.Errorf("Upgraded %v CapsAfter %q: injected data must not be used", res.Upgraded, res.CapsAfter)
 			}
 			f := wait()
-			if got := f.plain.String(); tt.want != nil && got != "CAPABILITIES\r\nSTARTTLS\r\n" {
+			if got := f.Plain(); tt.want != nil && got != "CAPABILITIES\r\nSTARTTLS\r\n" {
 				t.Errorf("client sent %q after the injection", got)
 			}
 		})
@@ -199,7 +200,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name    string
-		script  func(f *fake)
+		script  func(f *linetest.Fake)
 		clientT func(o *starttls.ClientOptions)
 		ctxT    time.Duration
 		want    error
@@ -207,63 +208,63 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}{
 		{
 			name: "not offered",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsNoSTLS)
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsNoSTLS)
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeNotOffered, sent: "CAPABILITIES\r\n",
 		},
 		{
 			name: "refused (O_x: STARTTLS not supported)",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsSTLS)
-				f.expect("STARTTLS")
-				f.send("580 Can not initiate TLS negotiation\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsSTLS)
+				f.Expect("STARTTLS")
+				f.Send("580 Can not initiate TLS negotiation\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
 		},
 		{
 			name: "refused 502, CAPABILITIES unknown",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send("500 What?\r\n")
-				f.expect("STARTTLS")
-				f.send("502 Command unavailable\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send("500 What?\r\n")
+				f.Expect("STARTTLS")
+				f.Send("502 Command unavailable\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
 		},
 		{
 			name: "handshake failure (untrusted certificate)",
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsSTLS)
-				f.expect("STARTTLS")
-				f.send("382 go\r\n")
-				if f.startTLS(st) {
-					f.t.Error("handshake succeeded with an untrusted certificate")
+			script: func(f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsSTLS)
+				f.Expect("STARTTLS")
+				f.Send("382 go\r\n")
+				if f.StartTLS(st) {
+					t.Error("handshake succeeded with an untrusted certificate")
 				}
-				f.drain()
+				f.Drain()
 			},
 			clientT: func(o *starttls.ClientOptions) { o.TLSConfig = nil },
 			want:    &starttls.HandshakeError{}, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
 		},
 		{
 			name: "silent server",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsSTLS)
-				f.expect("STARTTLS")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsSTLS)
+				f.Expect("STARTTLS")
+				f.Drain()
 			},
 			ctxT: 300 * time.Millisecond,
 			want: context.DeadlineExceeded, sent: "CAPABILITIES\r\nSTARTTLS\r\n",
@@ -271,12 +272,12 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, starttls.ModeRequired)
 			if tt.clientT != nil {
 				tt.clientT(opts)
 			}
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			if tt.ctxT > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxT)
@@ -297,7 +298,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 				t.Error("Upgraded = true")
 			}
 			f := wait()
-			if got := f.plain.String(); !strings.HasPrefix(got, tt.sent) {
+			if got := f.Plain(); !strings.HasPrefix(got, tt.sent) {
 				t.Errorf("client sent %q, want %q", got, tt.sent)
 			} else if rest := got[len(tt.sent):]; rest != "" && (rest[0] != 0x16 || strings.Contains(rest, "USER") || strings.Contains(rest, "PASS")) {
 				t.Errorf("client sent %q after %q", rest, tt.sent)
@@ -311,24 +312,24 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
 		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModePlain} {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPABILITIES")
-				f.send(capsNoSTLS)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPABILITIES")
+				f.Send(capsNoSTLS)
 				if mode == starttls.ModePlain {
-					f.expect("AUTHINFO USER alice")
-					f.send("381 password\r\n")
-					f.expect("AUTHINFO PASS secret pw")
-					f.send("281 ok\r\n")
-					f.expect("CAPABILITIES")
-					f.send("101 caps\r\nREADER\r\n.\r\n")
+					f.Expect("AUTHINFO USER alice")
+					f.Send("381 password\r\n")
+					f.Expect("AUTHINFO PASS secret pw")
+					f.Send("281 ok\r\n")
+					f.Expect("CAPABILITIES")
+					f.Send("101 caps\r\nREADER\r\n.\r\n")
 				}
-				f.expect("QUIT")
-				f.send("205 bye\r\n")
-				f.drain()
+				f.Expect("QUIT")
+				f.Send("205 bye\r\n")
+				f.Drain()
 			})
 			opts := clientOpts(t, mode)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -342,8 +343,8 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if mode != starttls.ModePlain && strings.Contains(f.plain.String(), "PASS") {
-				t.Errorf("%v: credentials sent: %q", mode, f.plain.String())
+			if mode != starttls.ModePlain && strings.Contains(f.Plain(), "PASS") {
+				t.Errorf("%v: credentials sent: %q", mode, f.Plain())
 			}
 			for _, ev := range opts.Transcript.Events() {
 				if strings.Contains(ev.Text, "secret") {
@@ -357,12 +358,12 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			srv := newServer(t)
 			srv.AllowPlaintextLogin = allow
 			c := dialRaw(t, startServer(t, srv))
-			c.cmd("CAPABILITIES")
-			caps := parseCaps(c.multi())
+			c.Cmd("CAPABILITIES")
+			caps := parseCaps(c.UntilDot())
 			if (len(authMechs(caps)) > 0) != allow || hasCap(caps, "SASL") != allow {
 				t.Errorf("AllowPlaintextLogin=%v: CAPABILITIES = %q", allow, caps)
 			}
-			got := c.cmd("AUTHINFO USER alice")
+			got := c.Cmd("AUTHINFO USER alice")
 			if allow != strings.HasPrefix(got, "381 ") {
 				t.Errorf("AllowPlaintextLogin=%v: AUTHINFO USER = %q", allow, got)
 			}
@@ -370,9 +371,9 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 				t.Errorf("AUTHINFO USER = %q", got)
 			}
 			if allow {
-				c.cmd("AUTHINFO PASS wrong")
+				c.Cmd("AUTHINFO PASS wrong")
 			}
-			got = c.cmd("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			got = c.Cmd("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
 			if allow != strings.HasPrefix(got, "281 ") {
 				t.Errorf("AllowPlaintextLogin=%v: AUTH PLAIN = %q", allow, got)
 			}
@@ -384,8 +385,8 @@ func TestLineTooLong(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		srv := newServer(t)
 		c := dialRaw(t, startServer(t, srv))
-		c.write("DATE " + strings.Repeat("x", 520) + "\r\n")
-		if got := c.line(); got != "500 line too long, closing" {
+		c.Write("DATE " + strings.Repeat("x", 520) + "\r\n")
+		if got := c.Line(); got != "500 line too long, closing" {
 			t.Errorf("long line: %q", got)
 		}
 	})
@@ -394,15 +395,15 @@ func TestLineTooLong(t *testing.T) {
 		{"client CAPABILITIES line", greeting, "101 caps\r\nSASL " + strings.Repeat("X ", 3000) + "\r\n.\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(tt.greet)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(tt.greet)
 				if tt.caps != "" {
-					f.expect("CAPABILITIES")
-					f.send(tt.caps)
+					f.Expect("CAPABILITIES")
+					f.Send(tt.caps)
 				}
-				f.drain()
+				f.Drain()
 			})
-			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrLineTooLong) {
 				t.Errorf("Dial() error = %v, want ErrLineTooLong", err)
 			}
@@ -431,7 +432,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	}()
 	start := time.Now()
 	opts := clientOpts(t, starttls.ModeImplicit)
-	_, _, err = Dial(testCtx(t), l.Addr().String(), opts)
+	_, _, err = Dial(linetest.Ctx(t), l.Addr().String(), opts)
 	var he *starttls.HandshakeError
 	if !errors.As(err, &he) {
 		t.Errorf("client: Dial() error = %v, want *HandshakeError", err)
@@ -454,12 +455,12 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 
 	// A ClientHello after a command, on the same line start.
 	c := dialRaw(t, startServer(t, newServer(t)))
-	c.write("DATE\r\n\x16\x03\x01\x00\x10")
-	c.line() // DATE answered
-	if got := c.line(); !strings.HasPrefix(got, "500 TLS received on the plaintext NNTP port") {
+	c.Write("DATE\r\n\x16\x03\x01\x00\x10")
+	c.Line() // DATE answered
+	if got := c.Line(); !strings.HasPrefix(got, "500 TLS received on the plaintext NNTP port") {
 		t.Errorf("ClientHello: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 // TestCapabilitiesRereadAfterTLS: capabilities from before TLS never
@@ -468,28 +469,28 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	t.Run("fake", func(t *testing.T) {
 		pre := "101 caps\r\nSTARTTLS\r\nAUTHINFO USER SASL\r\nSASL PLAIN LOGIN\r\nX-INJECTED\r\n.\r\n"
 		post := "101 caps\r\nAUTHINFO SASL\r\nSASL SCRAM-SHA-256 PLAIN\r\nREADER\r\n.\r\n"
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("CAPABILITIES")
-			f.send(pre)
-			f.expect("STARTTLS")
-			f.send("382 go\r\n")
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("CAPABILITIES")
+			f.Send(pre)
+			f.Expect("STARTTLS")
+			f.Send("382 go\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAPABILITIES")
-			f.send(post)
+			f.Expect("CAPABILITIES")
+			f.Send(post)
 			// USER was offered only before TLS: the client must use SASL.
-			f.expect("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
-			f.send("281 ok\r\n")
-			f.expect("CAPABILITIES")
-			f.send("101 caps\r\nREADER\r\n.\r\n")
-			f.expect("QUIT")
-			f.send("205 bye\r\n")
-			f.drain()
+			f.Expect("AUTHINFO SASL PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			f.Send("281 ok\r\n")
+			f.Expect("CAPABILITIES")
+			f.Send("101 caps\r\nREADER\r\n.\r\n")
+			f.Expect("QUIT")
+			f.Send("205 bye\r\n")
+			f.Drain()
 		})
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
@@ -513,8 +514,8 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		wait()
 	})
 	t.Run("STARTTLS after TLS reported", func(t *testing.T) {
-		addr, wait := fakeServer(t, upgradeScript(capsSTLS, "101 caps\r\nSTARTTLS\r\nAUTHINFO USER\r\n.\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		addr, wait := linetest.FakeServer(t, upgradeScript(t, capsSTLS, "101 caps\r\nSTARTTLS\r\nAUTHINFO USER\r\n.\r\n"))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,12 +527,12 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.cmd("CAPABILITIES")
-		before := parseCaps(c.multi())
-		c.cmd("STARTTLS")
-		c.startTLS()
-		c.cmd("CAPABILITIES")
-		after := parseCaps(c.multi())
+		c.Cmd("CAPABILITIES")
+		before := parseCaps(c.UntilDot())
+		c.Cmd("STARTTLS")
+		c.StartTLS()
+		c.Cmd("CAPABILITIES")
+		after := parseCaps(c.UntilDot())
 		if !hasCap(before, "STARTTLS") || len(authMechs(before)) != 0 || hasCap(after, "STARTTLS") || !hasArg(after, "AUTHINFO", "USER") {
 			t.Errorf("CAPABILITIES before %q, after %q", before, after)
 		}
@@ -548,7 +549,7 @@ func TestProbeUpgradeRefused(t *testing.T) {
 			addr := startServer(t, srv)
 			opts := clientOpts(t, mode)
 			opts.ProbeInjection = true
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if res.Injection == nil || res.Injection.Err != "upgrade refused" || res.Injection.Vulnerable {
 				t.Errorf("Injection = %+v", res.Injection)

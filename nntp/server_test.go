@@ -19,11 +19,11 @@ func TestServerDialog(t *testing.T) {
 		{"STARTTLS", "382 Continue with TLS negotiation"},
 	}
 	for _, s := range steps {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := c.Cmd(s.cmd); got != s.want {
 			t.Fatalf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.startTLS()
+	c.StartTLS()
 	steps = []struct{ cmd, want string }{
 		{"STARTTLS", "502 already using TLS"},
 		{"AUTHINFO PASS secret pw", "482 Authentication commands issued out of sequence"},
@@ -44,53 +44,53 @@ func TestServerDialog(t *testing.T) {
 		{"GROUP no.such", "411 No such newsgroup"},
 	}
 	for _, s := range steps {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := c.Cmd(s.cmd); got != s.want {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 	}
 	// The error limit (7) is reached: 483, 502, 482, 502, 501, 500 and one more.
-	if got := c.cmd("MODE WRITER"); !strings.HasSuffix(got, "(too many errors, closing)") {
+	if got := c.Cmd("MODE WRITER"); !strings.HasSuffix(got, "(too many errors, closing)") {
 		t.Errorf("third error = %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerMultiLine(t *testing.T) {
 	c := dialRaw(t, startServer(t, newServer(t)))
-	c.cmd("STARTTLS")
-	c.startTLS()
-	c.cmd("AUTHINFO SASL PLAIN")
-	c.write("AGFsaWNlAHNlY3JldCBwdw==\r\n")
-	if got := c.line(); got != "281 Authentication accepted" {
+	c.Cmd("STARTTLS")
+	c.StartTLS()
+	c.Cmd("AUTHINFO SASL PLAIN")
+	c.Write("AGFsaWNlAHNlY3JldCBwdw==\r\n")
+	if got := c.Line(); got != "281 Authentication accepted" {
 		t.Fatalf("AUTHINFO SASL with continuation = %q", got)
 	}
-	c.cmd("CAPABILITIES")
-	if caps := parseCaps(c.multi()); hasCap(caps, "AUTHINFO") || hasCap(caps, "STARTTLS") {
+	c.Cmd("CAPABILITIES")
+	if caps := parseCaps(c.UntilDot()); hasCap(caps, "AUTHINFO") || hasCap(caps, "STARTTLS") {
 		t.Errorf("caps after login = %q", caps)
 	}
-	if got := c.cmd("LISTGROUP test.group 2-"); got != "211 2 1 2 test.group list follows" {
+	if got := c.Cmd("LISTGROUP test.group 2-"); got != "211 2 1 2 test.group list follows" {
 		t.Errorf("LISTGROUP = %q", got)
 	}
-	if got := c.multi(); strings.Join(got, ",") != "2" {
+	if got := c.UntilDot(); strings.Join(got, ",") != "2" {
 		t.Errorf("LISTGROUP lines = %q", got)
 	}
-	c.cmd("LIST ACTIVE")
-	if got := c.multi(); strings.Join(got, ",") != "test.group 2 1 n,test.empty 0 1 n" {
+	c.Cmd("LIST ACTIVE")
+	if got := c.UntilDot(); strings.Join(got, ",") != "test.group 2 1 n,test.empty 0 1 n" {
 		t.Errorf("LIST ACTIVE = %q", got)
 	}
-	c.cmd("ARTICLE 1")
-	if got := strings.Join(c.multi(), "\n"); !strings.Contains(got, "\n..dot line\n...two dots\n") {
+	c.Cmd("ARTICLE 1")
+	if got := strings.Join(c.UntilDot(), "\n"); !strings.Contains(got, "\n..dot line\n...two dots\n") {
 		t.Errorf("ARTICLE not dot-stuffed: %q", got)
 	}
-	if got := c.cmd("DATE"); !strings.HasPrefix(got, "111 2") || len(got) != 18 {
+	if got := c.Cmd("DATE"); !strings.HasPrefix(got, "111 2") || len(got) != 18 {
 		t.Errorf("DATE = %q", got)
 	}
-	c.cmd("HELP")
-	c.multi()
-	if got := c.cmd("QUIT"); got != "205 closing connection" {
+	c.Cmd("HELP")
+	c.UntilDot()
+	if got := c.Cmd("QUIT"); got != "205 closing connection" {
 		t.Errorf("QUIT = %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 // TestServerPanicRecovered: a panicking backend ends the session with 403,
@@ -100,10 +100,10 @@ func TestServerPanicRecovered(t *testing.T) {
 	srv.Backend = &memBackend{panicOnLogin: true}
 	addr := startServer(t, srv)
 	c := dialRaw(t, addr)
-	c.cmd("STARTTLS")
-	c.startTLS()
-	c.cmd("AUTHINFO USER alice")
-	if got := c.cmd("AUTHINFO PASS secret pw"); got != "403 internal server error, closing" {
+	c.Cmd("STARTTLS")
+	c.StartTLS()
+	c.Cmd("AUTHINFO USER alice")
+	if got := c.Cmd("AUTHINFO PASS secret pw"); got != "403 internal server error, closing" {
 		t.Errorf("panic = %q", got)
 	}
 	dialRaw(t, addr)
@@ -114,7 +114,7 @@ func TestServerShutdown(t *testing.T) {
 	srv := newServer(t)
 	srv.ReadTimeout = 200 * time.Millisecond
 	c := dialRaw(t, startServer(t, srv))
-	if got := c.line(); got != "400 idle timeout, closing" {
+	if got := c.Line(); got != "400 idle timeout, closing" {
 		t.Errorf("idle = %q", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

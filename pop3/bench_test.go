@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 	"github.com/starttls/starttls/internal/textline"
 )
 
@@ -35,7 +36,7 @@ func benchUpgrade(b *testing.B, mode starttls.Mode) {
 	addr := startServer(b, srv)
 	opts := clientOpts(b, mode)
 	opts.Transcript = nil // one per iteration would grow without bound
-	ctx := testCtx(b)
+	ctx := linetest.Ctx(b)
 	var d net.Dialer
 	b.ReportAllocs()
 	for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -19,23 +20,23 @@ const (
 )
 
 // upgradeScript is the normal server side of a successful STLS upgrade.
-func upgradeScript(preCaps, postCaps string) func(f *fake) {
-	return func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.send(greeting)
-		f.expect("CAPA")
-		f.send(preCaps)
-		f.expect("STLS")
-		f.send("+OK Begin TLS negotiation now\r\n")
-		if !f.startTLS(st) {
-			f.t.Error("fake: handshake failed")
+func upgradeScript(preCaps, postCaps string) func(t testing.TB, f *linetest.Fake) {
+	return func(t testing.TB, f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send(greeting)
+		f.Expect("CAPA")
+		f.Send(preCaps)
+		f.Expect("STLS")
+		f.Send("+OK Begin TLS negotiation now\r\n")
+		if !f.StartTLS(st) {
+			t.Error("fake: handshake failed")
 			return
 		}
-		f.expect("CAPA")
-		f.send(postCaps)
-		f.expect("QUIT")
-		f.send("+OK bye\r\n")
-		f.drain()
+		f.Expect("CAPA")
+		f.Send(postCaps)
+		f.Expect("QUIT")
+		f.Send("+OK bye\r\n")
+		f.Drain()
 	}
 }
 
@@ -45,7 +46,7 @@ func TestClientTranscript(t *testing.T) {
 	tests := []struct {
 		name      string
 		mode      starttls.Mode
-		script    func(f *fake)
+		script    func(t testing.TB, f *linetest.Fake)
 		wantErr   error
 		wantPlain string
 		wantTLS   string
@@ -81,11 +82,11 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "APOP timestamp in greeting",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("+OK POP3 server ready. <1234.123456789@example.org>\r\n")
-				f.expect("CAPA")
-				f.send(capsNoSTLS)
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send("+OK POP3 server ready. <1234.123456789@example.org>\r\n")
+				f.Expect("CAPA")
+				f.Send(capsNoSTLS)
+				f.Drain()
 			},
 			wantErr:   starttls.ErrUpgradeNotOffered,
 			wantPlain: "CAPA\r\n",
@@ -93,21 +94,21 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "CAPA refused, STLS tried anyway",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send("-ERR unknown command\r\n")
-				f.expect("STLS")
-				f.send("+OK go\r\n")
-				if !f.startTLS(st) {
+			script: func(t testing.TB, f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send("-ERR unknown command\r\n")
+				f.Expect("STLS")
+				f.Send("+OK go\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("CAPA")
-				f.send("-ERR what?\r\n")
-				f.expect("QUIT")
-				f.send("+OK\r\n")
-				f.drain()
+				f.Expect("CAPA")
+				f.Send("-ERR what?\r\n")
+				f.Expect("QUIT")
+				f.Send("+OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "CAPA\r\nSTLS\r\n",
 			wantTLS:   "CAPA\r\nQUIT\r\n",
@@ -120,9 +121,9 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "greeting -ERR SYS/TEMP",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("-ERR [SYS/TEMP] too busy\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send("-ERR [SYS/TEMP] too busy\r\n")
+				f.Drain()
 			},
 			check: func(t *testing.T, res *starttls.Result) {
 				if res.Greeting != "-ERR [SYS/TEMP] too busy" {
@@ -133,31 +134,31 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "unsolicited lines after greeting (PR-11)",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send(greeting + "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting + "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 		{
 			name: "greeting is not +OK (IMAP server)",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("* OK IMAP4rev1 ready\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send("* OK IMAP4rev1 ready\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 		{
 			name: "opportunistic without offer stays plaintext",
 			mode: starttls.ModeOpportunistic,
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsNoSTLS)
-				f.expect("QUIT")
-				f.send("+OK\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsNoSTLS)
+				f.Expect("QUIT")
+				f.Send("+OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "CAPA\r\nQUIT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -169,26 +170,26 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "opportunistic, STLS refused",
 			mode: starttls.ModeOpportunistic,
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.send("-ERR [SYS/TEMP] not now\r\n")
-				f.expect("QUIT")
-				f.send("+OK\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Send("-ERR [SYS/TEMP] not now\r\n")
+				f.Expect("QUIT")
+				f.Send("+OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "CAPA\r\nSTLS\r\nQUIT\r\n",
 		},
 		{
 			name: "CAPA too long (PR-08)",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send("+OK\r\nSASL" + strings.Repeat(" X", 100) + "\r\n" + strings.Repeat("A\r\n", 600) + ".\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send("+OK\r\nSASL" + strings.Repeat(" X", 100) + "\r\n" + strings.Repeat("A\r\n", 600) + ".\r\n")
+				f.Drain()
 			},
 			wantErr:   starttls.ErrProtocol,
 			wantPlain: "CAPA\r\n",
@@ -196,9 +197,9 @@ func TestClientTranscript(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) { tt.script(t, f) })
 			opts := clientOpts(t, tt.mode)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if res == nil {
 				t.Fatal("Result is nil")
 			}
@@ -217,11 +218,11 @@ func TestClientTranscript(t *testing.T) {
 			}
 			f := wait()
 			if tt.wantPlain != "" || tt.wantErr != nil {
-				if got := f.plain.String(); got != tt.wantPlain {
+				if got := f.Plain(); got != tt.wantPlain {
 					t.Errorf("client sent in plaintext %q, want %q", got, tt.wantPlain)
 				}
 			}
-			if got := f.tls.String(); got != tt.wantTLS {
+			if got := f.TLS(); got != tt.wantTLS {
 				t.Errorf("client sent inside TLS %q, want %q", got, tt.wantTLS)
 			}
 			if tt.check != nil {
@@ -235,59 +236,59 @@ func TestClientLoginTranscript(t *testing.T) {
 	tests := []struct {
 		name     string
 		postCaps string
-		server   func(f *fake)
+		server   func(f *linetest.Fake)
 		wantTLS  string
 	}{
 		{
 			name:     "USER/PASS",
 			postCaps: capsTLS,
-			server: func(f *fake) {
-				f.expect("USER alice")
-				f.send("+OK\r\n")
-				f.expect("PASS secret pw")
-				f.send("+OK maildrop has 1 message (5 octets)\r\n")
-				f.expect("STAT")
-				f.send("+OK 1 5\r\n")
-				f.expect("RETR 1")
-				f.send("+OK\r\nab\r\n..c\r\n.\r\n")
+			server: func(f *linetest.Fake) {
+				f.Expect("USER alice")
+				f.Send("+OK\r\n")
+				f.Expect("PASS secret pw")
+				f.Send("+OK maildrop has 1 message (5 octets)\r\n")
+				f.Expect("STAT")
+				f.Send("+OK 1 5\r\n")
+				f.Expect("RETR 1")
+				f.Send("+OK\r\nab\r\n..c\r\n.\r\n")
 			},
 			wantTLS: "CAPA\r\nUSER alice\r\nPASS secret pw\r\nSTAT\r\nRETR 1\r\nQUIT\r\n",
 		},
 		{
 			name:     "AUTH PLAIN",
 			postCaps: "+OK\r\nSASL PLAIN\r\n.\r\n",
-			server: func(f *fake) {
-				f.expect("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
-				f.send("+OK\r\n")
-				f.expect("STAT")
-				f.send("+OK 1 5\r\n")
-				f.expect("RETR 1")
-				f.send("+OK\r\nab\r\n..c\r\n.\r\n")
+			server: func(f *linetest.Fake) {
+				f.Expect("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+				f.Send("+OK\r\n")
+				f.Expect("STAT")
+				f.Send("+OK 1 5\r\n")
+				f.Expect("RETR 1")
+				f.Send("+OK\r\nab\r\n..c\r\n.\r\n")
 			},
 			wantTLS: "CAPA\r\nAUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==\r\nSTAT\r\nRETR 1\r\nQUIT\r\n",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				st, _ := tlsPair(t)
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.send("+OK\r\n")
-				if !f.startTLS(st) {
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Send("+OK\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("CAPA")
-				f.send(tt.postCaps)
+				f.Expect("CAPA")
+				f.Send(tt.postCaps)
 				tt.server(f)
-				f.expect("QUIT")
-				f.send("+OK\r\n")
-				f.drain()
+				f.Expect("QUIT")
+				f.Send("+OK\r\n")
+				f.Drain()
 			})
 			opts := clientOpts(t, starttls.ModeRequired)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -305,7 +306,7 @@ func TestClientLoginTranscript(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if got := f.tls.String(); got != tt.wantTLS {
+			if got := f.TLS(); got != tt.wantTLS {
 				t.Errorf("client sent inside TLS %q, want %q", got, tt.wantTLS)
 			}
 			for _, ev := range opts.Transcript.Events() {
@@ -318,27 +319,27 @@ func TestClientLoginTranscript(t *testing.T) {
 }
 
 func TestClientLoginErrors(t *testing.T) {
-	addr, wait := fakeServer(t, func(f *fake) {
-		st, _ := tlsPair(t)
-		f.send(greeting)
-		f.expect("CAPA")
-		f.send(capsSTLS)
-		f.expect("STLS")
-		f.send("+OK\r\n")
-		if !f.startTLS(st) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send(greeting)
+		f.Expect("CAPA")
+		f.Send(capsSTLS)
+		f.Expect("STLS")
+		f.Send("+OK\r\n")
+		if !f.StartTLS(st) {
 			return
 		}
-		f.expect("CAPA")
-		f.send(capsTLS)
-		f.expect("USER alice")
-		f.send("+OK\r\n")
-		f.expect("PASS wrong")
-		f.send("-ERR [AUTH] invalid password\r\n")
-		f.expect("QUIT")
-		f.send("+OK\r\n")
-		f.drain()
+		f.Expect("CAPA")
+		f.Send(capsTLS)
+		f.Expect("USER alice")
+		f.Send("+OK\r\n")
+		f.Expect("PASS wrong")
+		f.Send("-ERR [AUTH] invalid password\r\n")
+		f.Expect("QUIT")
+		f.Send("+OK\r\n")
+		f.Drain()
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
@@ -359,13 +360,13 @@ func TestClientLoginErrors(t *testing.T) {
 // it, STRIPTLS IRC.StripWithSilentDrop) ends with a timeout.
 func TestClientSilentServer(t *testing.T) {
 	release := make(chan struct{})
-	addr, wait := fakeServer(t, func(f *fake) {
-		f.send(greeting)
-		f.expect("CAPA")
-		f.send(capsSTLS)
-		f.expect("STLS")
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Send(greeting)
+		f.Expect("CAPA")
+		f.Send(capsSTLS)
+		f.Expect("STLS")
 		<-release
-		f.drain()
+		f.Drain()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -381,7 +382,7 @@ func TestClientSilentServer(t *testing.T) {
 	if res.Upgraded {
 		t.Error("Upgraded = true")
 	}
-	if got := wait().plain.String(); got != "CAPA\r\nSTLS\r\n" {
+	if got := wait().Plain(); got != "CAPA\r\nSTLS\r\n" {
 		t.Errorf("client sent %q", got)
 	}
 }

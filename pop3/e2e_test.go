@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd runs the Client against the Server in every mode.
@@ -60,7 +61,7 @@ func TestEndToEnd(t *testing.T) {
 				tt.server(srv)
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
@@ -138,7 +139,7 @@ func TestEndToEndAuthPlain(t *testing.T) {
 			return errBadLogin
 		})
 		addr := startServer(t, srv)
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // The whole-dialog fuzz targets take the peer's bytes as chunks separated
@@ -484,7 +485,7 @@ func FuzzClientDialog(f *testing.F) {
 		f.Add(script(greeting, capsSTLS, fzGoAhead), script("", s), uint8(0x83))
 		f.Add(script(greeting, capsSTLS, fzGoAhead), script("", capsTLS, fzUser, fzPass, s), uint8(3))
 	}
-	st, ct := tlsPair(f)
+	st, ct := linetest.TLSPair(f)
 	f.Fuzz(func(t *testing.T, plain, secure []byte, flags uint8) {
 		mode := starttls.Mode(int(flags&0x0f) % 5)
 		port := 110
@@ -673,7 +674,7 @@ func FuzzServerSession(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.plain, s.secure, s.flags)
 	}
-	st, ct := tlsPair(f)
+	st, ct := linetest.TLSPair(f)
 	peerCfg := ct.Clone()
 	peerCfg.ServerName = "localhost"
 	f.Fuzz(func(t *testing.T, plain, secure []byte, flags uint8) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: "STLS\r\nCAPA\r\n"
@@ -21,14 +22,14 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
 			srv := newServer(t)
 			c := dialRaw(t, startServer(t, srv))
-			c.write("STLS\r\n" + pipelined)
-			if got := c.line(); got != "+OK Begin TLS negotiation now" {
+			c.Write("STLS\r\n" + pipelined)
+			if got := c.Line(); got != "+OK Begin TLS negotiation now" {
 				t.Fatalf("STLS = %q", got)
 			}
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				buf := make([]byte, 512)
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -48,12 +49,12 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("STLS\r\nCAPA\r\n")
-		if got := c.line(); got != "+OK Begin TLS negotiation now" {
+		c.Write("STLS\r\nCAPA\r\n")
+		if got := c.Line(); got != "+OK Begin TLS negotiation now" {
 			t.Fatalf("STLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.line(); got != "+OK Capability list follows" {
+		c.StartTLS()
+		if got := c.Line(); got != "+OK Capability list follows" {
 			t.Errorf("first line inside TLS = %q, want the CAPA answer", got)
 		}
 	})
@@ -74,7 +75,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
@@ -103,27 +104,27 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("probe/silent safe server", func(t *testing.T) {
 		// A server that discards the pipelined command and goes on with the
 		// handshake (the go-smtp way): not vulnerable, session usable.
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("CAPA")
-			f.send(capsSTLS)
-			f.expect("STLS")
-			f.r.Discard(f.r.Buffered())
-			f.send("+OK\r\n")
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("CAPA")
+			f.Send(capsSTLS)
+			f.Expect("STLS")
+			f.ReadLine() // the pipelined probe command: discarded
+			f.Send("+OK\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAPA")
-			f.send(capsTLS)
-			f.expect("QUIT")
-			f.send("+OK\r\n")
-			f.drain()
+			f.Expect("CAPA")
+			f.Send(capsTLS)
+			f.Expect("QUIT")
+			f.Send("+OK\r\n")
+			f.Drain()
 		})
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ProbeInjection = true
 		opts.InjectionWait = 200 * time.Millisecond
-		c, res, err := Dial(testCtx(t), addr, opts)
+		c, res, err := Dial(linetest.Ctx(t), addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,20 +153,20 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.send(tt.goAhead)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Send(tt.goAhead)
 				if tt.want == nil {
 					// B_2: non-TLS bytes where the ServerHello should be.
-					f.r.ReadByte()
-					f.send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
+					f.Conn().Read(make([]byte, 1))
+					f.Send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
 				}
-				f.drain()
+				f.Drain()
 			})
-			c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if c != nil {
 				t.Fatal("Dial returned a client")
 			}
@@ -186,7 +187,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				t.Errorf("Upgraded %v CapsAfter %q: injected data must not be used", res.Upgraded, res.CapsAfter)
 			}
 			f := wait()
-			if got := f.plain.String(); tt.want != nil && got != "CAPA\r\nSTLS\r\n" {
+			if got := f.Plain(); tt.want != nil && got != "CAPA\r\nSTLS\r\n" {
 				t.Errorf("client sent %q after the injection", got)
 			}
 		})
@@ -199,7 +200,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name    string
-		script  func(f *fake)
+		script  func(t testing.TB, f *linetest.Fake)
 		clientT func(o *starttls.ClientOptions)
 		ctxT    time.Duration
 		want    error
@@ -207,63 +208,63 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}{
 		{
 			name: "not offered",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsNoSTLS)
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsNoSTLS)
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeNotOffered, sent: "CAPA\r\n",
 		},
 		{
 			name: "refused (O_x: STARTTLS not supported)",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.send("-ERR STARTTLS not supported.\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Send("-ERR STARTTLS not supported.\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "CAPA\r\nSTLS\r\n",
 		},
 		{
 			name: "refused SYS/PERM, CAPA unknown",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send("-ERR unknown command\r\n")
-				f.expect("STLS")
-				f.send("-ERR [SYS/PERM] perm alert\r\n")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send("-ERR unknown command\r\n")
+				f.Expect("STLS")
+				f.Send("-ERR [SYS/PERM] perm alert\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "CAPA\r\nSTLS\r\n",
 		},
 		{
 			name: "handshake failure (untrusted certificate)",
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.send("+OK\r\n")
-				if f.startTLS(st) {
-					f.t.Error("handshake succeeded with an untrusted certificate")
+			script: func(t testing.TB, f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Send("+OK\r\n")
+				if f.StartTLS(st) {
+					t.Error("handshake succeeded with an untrusted certificate")
 				}
-				f.drain()
+				f.Drain()
 			},
 			clientT: func(o *starttls.ClientOptions) { o.TLSConfig = nil },
 			want:    &starttls.HandshakeError{}, sent: "CAPA\r\nSTLS\r\n",
 		},
 		{
 			name: "silent server",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsSTLS)
-				f.expect("STLS")
-				f.drain()
+			script: func(t testing.TB, f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsSTLS)
+				f.Expect("STLS")
+				f.Drain()
 			},
 			ctxT: 300 * time.Millisecond,
 			want: context.DeadlineExceeded, sent: "CAPA\r\nSTLS\r\n",
@@ -271,12 +272,12 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) { tt.script(t, f) })
 			opts := clientOpts(t, starttls.ModeRequired)
 			if tt.clientT != nil {
 				tt.clientT(opts)
 			}
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			if tt.ctxT > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxT)
@@ -297,7 +298,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 				t.Error("Upgraded = true")
 			}
 			f := wait()
-			if got := f.plain.String(); !strings.HasPrefix(got, tt.sent) {
+			if got := f.Plain(); !strings.HasPrefix(got, tt.sent) {
 				t.Errorf("client sent %q, want %q", got, tt.sent)
 			} else if rest := got[len(tt.sent):]; rest != "" && (rest[0] != 0x16 || strings.Contains(rest, "USER") || strings.Contains(rest, "PASS")) {
 				t.Errorf("client sent %q after %q", rest, tt.sent)
@@ -311,22 +312,22 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
 		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModePlain} {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("CAPA")
-				f.send(capsNoSTLS)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("CAPA")
+				f.Send(capsNoSTLS)
 				if mode == starttls.ModePlain {
-					f.expect("USER alice")
-					f.send("+OK\r\n")
-					f.expect("PASS secret pw")
-					f.send("+OK\r\n")
+					f.Expect("USER alice")
+					f.Send("+OK\r\n")
+					f.Expect("PASS secret pw")
+					f.Send("+OK\r\n")
 				}
-				f.expect("QUIT")
-				f.send("+OK\r\n")
-				f.drain()
+				f.Expect("QUIT")
+				f.Send("+OK\r\n")
+				f.Drain()
 			})
 			opts := clientOpts(t, mode)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -340,8 +341,8 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if mode != starttls.ModePlain && strings.Contains(f.plain.String(), "PASS") {
-				t.Errorf("%v: credentials sent: %q", mode, f.plain.String())
+			if mode != starttls.ModePlain && strings.Contains(f.Plain(), "PASS") {
+				t.Errorf("%v: credentials sent: %q", mode, f.Plain())
 			}
 			for _, ev := range opts.Transcript.Events() {
 				if strings.Contains(ev.Text, "secret") {
@@ -355,19 +356,19 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			srv := newServer(t)
 			srv.AllowPlaintextLogin = allow
 			c := dialRaw(t, startServer(t, srv))
-			c.cmd("CAPA")
-			caps := c.multi()
+			c.Cmd("CAPA")
+			caps := c.UntilDot()
 			if hasCap(caps, "USER") != allow || hasCap(caps, "SASL") != allow {
 				t.Errorf("AllowPlaintextLogin=%v: CAPA = %q", allow, caps)
 			}
-			got := c.cmd("USER alice")
+			got := c.Cmd("USER alice")
 			if allow != strings.HasPrefix(got, "+OK") {
 				t.Errorf("AllowPlaintextLogin=%v: USER = %q", allow, got)
 			}
 			if !allow && got != "-ERR [AUTH] plaintext authentication disallowed, use STLS first" {
 				t.Errorf("USER = %q", got)
 			}
-			got = c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			got = c.Cmd("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
 			if allow != strings.HasPrefix(got, "+OK") {
 				t.Errorf("AllowPlaintextLogin=%v: AUTH PLAIN = %q", allow, got)
 			}
@@ -379,8 +380,8 @@ func TestLineTooLong(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		srv := newServer(t)
 		c := dialRaw(t, startServer(t, srv))
-		c.write("NOOP " + strings.Repeat("x", starttls.DefaultMaxLineLength+10) + "\r\n")
-		if got := c.line(); got != "-ERR line too long, closing" {
+		c.Write("NOOP " + strings.Repeat("x", starttls.DefaultMaxLineLength+10) + "\r\n")
+		if got := c.Line(); got != "-ERR line too long, closing" {
 			t.Errorf("long line: %q", got)
 		}
 	})
@@ -389,15 +390,15 @@ func TestLineTooLong(t *testing.T) {
 		{"client CAPA line", greeting, "+OK\r\nSASL " + strings.Repeat("X ", 3000) + "\r\n.\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(tt.greet)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(tt.greet)
 				if tt.caps != "" {
-					f.expect("CAPA")
-					f.send(tt.caps)
+					f.Expect("CAPA")
+					f.Send(tt.caps)
 				}
-				f.drain()
+				f.Drain()
 			})
-			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrLineTooLong) {
 				t.Errorf("Dial() error = %v, want ErrLineTooLong", err)
 			}
@@ -426,7 +427,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	}()
 	start := time.Now()
 	opts := clientOpts(t, starttls.ModeImplicit)
-	_, _, err = Dial(testCtx(t), l.Addr().String(), opts)
+	_, _, err = Dial(linetest.Ctx(t), l.Addr().String(), opts)
 	var he *starttls.HandshakeError
 	if !errors.As(err, &he) {
 		t.Errorf("client: Dial() error = %v, want *HandshakeError", err)
@@ -449,12 +450,12 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 
 	// A ClientHello after a command, on the same line start.
 	c := dialRaw(t, startServer(t, newServer(t)))
-	c.write("NOOP\r\n\x16\x03\x01\x00\x10")
-	c.line() // NOOP is refused in AUTHORIZATION
-	if got := c.line(); !strings.HasPrefix(got, "-ERR TLS received on the plaintext POP3 port") {
+	c.Write("NOOP\r\n\x16\x03\x01\x00\x10")
+	c.Line() // NOOP is refused in AUTHORIZATION
+	if got := c.Line(); !strings.HasPrefix(got, "-ERR TLS received on the plaintext POP3 port") {
 		t.Errorf("ClientHello: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 // TestCapabilitiesRereadAfterTLS: capabilities from before TLS never
@@ -463,26 +464,26 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	t.Run("fake", func(t *testing.T) {
 		pre := "+OK\r\nSTLS\r\nUSER\r\nSASL PLAIN LOGIN\r\nX-INJECTED\r\n.\r\n"
 		post := "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\nTOP\r\n.\r\n"
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("CAPA")
-			f.send(pre)
-			f.expect("STLS")
-			f.send("+OK\r\n")
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("CAPA")
+			f.Send(pre)
+			f.Expect("STLS")
+			f.Send("+OK\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.expect("CAPA")
-			f.send(post)
+			f.Expect("CAPA")
+			f.Send(post)
 			// USER was offered only before TLS: the client must use SASL.
-			f.expect("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
-			f.send("+OK\r\n")
-			f.expect("QUIT")
-			f.send("+OK\r\n")
-			f.drain()
+			f.Expect("AUTH PLAIN AGFsaWNlAHNlY3JldCBwdw==")
+			f.Send("+OK\r\n")
+			f.Expect("QUIT")
+			f.Send("+OK\r\n")
+			f.Drain()
 		})
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
@@ -506,8 +507,8 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		wait()
 	})
 	t.Run("STLS after TLS reported", func(t *testing.T) {
-		addr, wait := fakeServer(t, upgradeScript(capsSTLS, "+OK\r\nSTLS\r\nUSER\r\n.\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) { upgradeScript(capsSTLS, "+OK\r\nSTLS\r\nUSER\r\n.\r\n")(t, f) })
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -519,12 +520,12 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.cmd("CAPA")
-		before := c.multi()
-		c.cmd("STLS")
-		c.startTLS()
-		c.cmd("CAPA")
-		after := c.multi()
+		c.Cmd("CAPA")
+		before := c.UntilDot()
+		c.Cmd("STLS")
+		c.StartTLS()
+		c.Cmd("CAPA")
+		after := c.UntilDot()
 		if !hasCap(before, "STLS") || hasCap(before, "USER") || hasCap(after, "STLS") || !hasCap(after, "USER") {
 			t.Errorf("CAPA before %q, after %q", before, after)
 		}
@@ -541,7 +542,7 @@ func TestProbeUpgradeRefused(t *testing.T) {
 			addr := startServer(t, srv)
 			opts := clientOpts(t, mode)
 			opts.ProbeInjection = true
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if res.Injection == nil || res.Injection.Err != "upgrade refused" || res.Injection.Vulnerable {
 				t.Errorf("Injection = %+v", res.Injection)

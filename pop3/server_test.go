@@ -14,19 +14,20 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // loginRaw upgrades a raw client and logs in as alice.
-func loginRaw(t *testing.T, c *rawClient) {
+func loginRaw(t *testing.T, c *linetest.Raw) {
 	t.Helper()
-	if r := c.cmd("STLS"); !strings.HasPrefix(r, "+OK") {
+	if r := c.Cmd("STLS"); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("STLS = %q", r)
 	}
-	c.startTLS()
-	if r := c.cmd("USER alice"); !strings.HasPrefix(r, "+OK") {
+	c.StartTLS()
+	if r := c.Cmd("USER alice"); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("USER = %q", r)
 	}
-	if r := c.cmd("PASS secret pw"); r != "+OK maildrop has 2 messages (120 octets)" {
+	if r := c.Cmd("PASS secret pw"); r != "+OK maildrop has 2 messages (120 octets)" {
 		t.Fatalf("PASS = %q", r)
 	}
 }
@@ -54,13 +55,13 @@ func TestServerCapa(t *testing.T) {
 			}
 			c := dialRaw(t, startServer(t, srv))
 			if tt.tls {
-				c.cmd("STLS")
-				c.startTLS()
+				c.Cmd("STLS")
+				c.StartTLS()
 			}
-			if r := c.cmd("CAPA"); r != "+OK Capability list follows" {
+			if r := c.Cmd("CAPA"); r != "+OK Capability list follows" {
 				t.Fatalf("CAPA = %q", r)
 			}
-			if got := c.multi(); !reflect.DeepEqual(got, tt.want) {
+			if got := c.UntilDot(); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("CAPA = %q, want %q", got, tt.want)
 			}
 		})
@@ -94,7 +95,7 @@ func TestServerDialog(t *testing.T) {
 	c := dialRaw(t, startServer(t, srv))
 	loginRaw(t, c)
 	for _, s := range steps {
-		got := c.cmd(s.cmd)
+		got := c.Cmd(s.cmd)
 		if s.cmd == "UIDL 1" {
 			if !strings.HasPrefix(got, s.want) {
 				t.Errorf("%s = %q, want prefix %q", s.cmd, got, s.want)
@@ -105,13 +106,13 @@ func TestServerDialog(t *testing.T) {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 		if s.multi != nil {
-			if body := c.multi(); !reflect.DeepEqual(body, s.multi) {
+			if body := c.UntilDot(); !reflect.DeepEqual(body, s.multi) {
 				t.Errorf("%s body = %q, want %q", s.cmd, body, s.multi)
 			}
 		}
 	}
 	// The fourth error (LIST 3, top 1 x, DELE 1, RETR 1) closes.
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerStates(t *testing.T) {
@@ -130,11 +131,11 @@ func TestServerStates(t *testing.T) {
 		{"STLS x", "-ERR STLS takes no argument"},
 		{"STLS", "+OK Begin TLS negotiation now"},
 	} {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := c.Cmd(s.cmd); got != s.want {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.startTLS()
+	c.StartTLS()
 	for _, s := range []struct{ cmd, want string }{
 		{"STLS", "-ERR command not permitted when TLS active"},
 		{"PASS x", "-ERR USER first"},
@@ -155,11 +156,11 @@ func TestServerStates(t *testing.T) {
 		{"RSET", "+OK maildrop has 2 messages (120 octets)"},
 		{"QUIT", "+OK pop.test POP3 server signing off"},
 	} {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := c.Cmd(s.cmd); got != s.want {
 			t.Errorf("%s = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerSTLSRefusals(t *testing.T) {
@@ -167,8 +168,8 @@ func TestServerSTLSRefusals(t *testing.T) {
 		srv := newServer(t)
 		srv.AllowPlaintextLogin = true
 		c := dialRaw(t, startServer(t, srv))
-		c.cmd("USER alice")
-		if got := c.cmd("STLS"); got != "-ERR STLS not permitted after USER" {
+		c.Cmd("USER alice")
+		if got := c.Cmd("STLS"); got != "-ERR STLS not permitted after USER" {
 			t.Errorf("STLS = %q", got)
 		}
 	})
@@ -176,14 +177,14 @@ func TestServerSTLSRefusals(t *testing.T) {
 		srv := newServer(t)
 		srv.RefuseUpgrade = true
 		c := dialRaw(t, startServer(t, srv))
-		c.cmd("CAPA")
-		if caps := c.multi(); caps[0] != "STLS" {
+		c.Cmd("CAPA")
+		if caps := c.UntilDot(); caps[0] != "STLS" {
 			t.Errorf("CAPA = %q, want STLS listed", caps)
 		}
-		if got := c.cmd("STLS"); got != "-ERR [SYS/TEMP] TLS not available due to temporary reason" {
+		if got := c.Cmd("STLS"); got != "-ERR [SYS/TEMP] TLS not available due to temporary reason" {
 			t.Errorf("STLS = %q", got)
 		}
-		_, res, err := Dial(testCtx(t), c.conn.RemoteAddr().String(), clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), c.Conn().RemoteAddr().String(), clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrUpgradeRefused) || !starttls.IsTemporary(err) || !res.Offered {
 			t.Errorf("Dial() = %v (temporary %v, offered %v), want a temporary ErrUpgradeRefused", err, starttls.IsTemporary(err), res.Offered)
 		}
@@ -192,7 +193,7 @@ func TestServerSTLSRefusals(t *testing.T) {
 		srv := newServer(t)
 		srv.TLSConfig = nil
 		c := dialRaw(t, startServer(t, srv))
-		if got := c.cmd("STLS"); got != "-ERR STLS not available" {
+		if got := c.Cmd("STLS"); got != "-ERR STLS not available" {
 			t.Errorf("STLS = %q", got)
 		}
 	})
@@ -201,28 +202,28 @@ func TestServerSTLSRefusals(t *testing.T) {
 func TestServerStrictCRLF(t *testing.T) {
 	srv := newServer(t)
 	c := dialRaw(t, startServer(t, srv))
-	c.write("NOOP\nSTLS\n")
-	if got := c.line(); got != "-ERR malformed command line (CRLF required, no NUL)" {
+	c.Write("NOOP\nSTLS\n")
+	if got := c.Line(); got != "-ERR malformed command line (CRLF required, no NUL)" {
 		t.Errorf("bare LF: %q", got)
 	}
-	if got := c.line(); got != "-ERR malformed command line (CRLF required, no NUL)" {
+	if got := c.Line(); got != "-ERR malformed command line (CRLF required, no NUL)" {
 		t.Errorf("bare LF: %q", got)
 	}
-	c.write("CAPA\x00\r\n")
-	if got := c.line(); got != "-ERR malformed command line (CRLF required, no NUL) (too many errors, closing)" {
+	c.Write("CAPA\x00\r\n")
+	if got := c.Line(); got != "-ERR malformed command line (CRLF required, no NUL) (too many errors, closing)" {
 		t.Errorf("NUL: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerIdleTimeout(t *testing.T) {
 	srv := newServer(t)
 	srv.ReadTimeout = 100 * time.Millisecond
 	c := dialRaw(t, startServer(t, srv))
-	if got := c.line(); got != "-ERR [SYS/TEMP] idle timeout, closing" {
+	if got := c.Line(); got != "-ERR [SYS/TEMP] idle timeout, closing" {
 		t.Errorf("idle: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerBackendFailures(t *testing.T) {
@@ -232,13 +233,13 @@ func TestServerBackendFailures(t *testing.T) {
 		srv.Backend = &memBackend{panicOnLogin: true}
 		srv.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c := dialRaw(t, startServer(t, srv))
-		c.cmd("STLS")
-		c.startTLS()
-		c.cmd("USER alice")
-		if got := c.cmd("PASS secret pw"); got != "-ERR [SYS/TEMP] internal server error, closing" {
+		c.Cmd("STLS")
+		c.StartTLS()
+		c.Cmd("USER alice")
+		if got := c.Cmd("PASS secret pw"); got != "-ERR [SYS/TEMP] internal server error, closing" {
 			t.Errorf("PASS = %q", got)
 		}
-		c.expectEOF()
+		c.ExpectEOF()
 		srv.Close()
 		if !strings.Contains(logs.String(), "backend bug") {
 			t.Errorf("panic not logged: %q", logs.String())
@@ -248,10 +249,10 @@ func TestServerBackendFailures(t *testing.T) {
 		srv := newServer(t)
 		srv.Backend = &memBackend{failMaildrop: true}
 		c := dialRaw(t, startServer(t, srv))
-		c.cmd("STLS")
-		c.startTLS()
-		c.cmd("USER alice")
-		if got := c.cmd("PASS secret pw"); got != "-ERR [SYS/TEMP] unable to open the maildrop" {
+		c.Cmd("STLS")
+		c.StartTLS()
+		c.Cmd("USER alice")
+		if got := c.Cmd("PASS secret pw"); got != "-ERR [SYS/TEMP] unable to open the maildrop" {
 			t.Errorf("PASS = %q", got)
 		}
 	})
@@ -260,13 +261,13 @@ func TestServerBackendFailures(t *testing.T) {
 		srv.Backend = nil
 		c := dialRaw(t, startServer(t, srv))
 		loginFails := func() {
-			c.cmd("USER alice")
-			if got := c.cmd("PASS secret pw"); got != "-ERR [AUTH] invalid username or password" {
+			c.Cmd("USER alice")
+			if got := c.Cmd("PASS secret pw"); got != "-ERR [AUTH] invalid username or password" {
 				t.Errorf("PASS = %q", got)
 			}
 		}
-		c.cmd("STLS")
-		c.startTLS()
+		c.Cmd("STLS")
+		c.StartTLS()
 		loginFails()
 	})
 }
@@ -275,24 +276,17 @@ func TestServerImplicit(t *testing.T) {
 	srv := newServer(t)
 	srv.Implicit = true
 	addr := startServer(t, srv)
-	_, ct := tlsPair(t)
-	conn, err := tls.Dial("tcp", addr, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(testTimeout))
-	c := &rawClient{t: t, conn: conn}
-	c.r = newReader(conn)
-	if g := c.line(); g != "+OK pop.test POP3 server ready" {
+	c := linetest.Dial(t, addr)
+	c.StartTLS()
+	if g := c.Line(); g != "+OK pop.test POP3 server ready" {
 		t.Errorf("greeting = %q", g)
 	}
-	c.cmd("CAPA")
-	caps := c.multi()
+	c.Cmd("CAPA")
+	caps := c.UntilDot()
 	if hasCap(caps, "STLS") || !hasCap(caps, "USER") {
 		t.Errorf("implicit CAPA = %q, want USER and no STLS", caps)
 	}
-	if got := c.cmd("STLS"); got != "-ERR command not permitted when TLS active" {
+	if got := c.Cmd("STLS"); got != "-ERR command not permitted when TLS active" {
 		t.Errorf("STLS = %q", got)
 	}
 }
@@ -319,13 +313,13 @@ func TestServerHandshake(t *testing.T) {
 		done <- result{tc, err}
 	}()
 	c := dialRaw(t, l.Addr().String())
-	c.cmd("CAPA")
-	c.multi()
-	if got := c.cmd("USER alice"); !strings.HasPrefix(got, "-ERR [AUTH]") {
+	c.Cmd("CAPA")
+	c.UntilDot()
+	if got := c.Cmd("USER alice"); !strings.HasPrefix(got, "-ERR [AUTH]") {
 		t.Errorf("USER = %q", got)
 	}
-	c.cmd("STLS")
-	c.startTLS()
+	c.Cmd("STLS")
+	c.StartTLS()
 	r := <-done
 	if r.err != nil {
 		t.Fatalf("Handshake: %v", r.err)
@@ -333,7 +327,7 @@ func TestServerHandshake(t *testing.T) {
 	defer r.tc.Close()
 	// The caller (a proxy) now owns the TLS connection.
 	go r.tc.Write([]byte("+OK relayed\r\n"))
-	if got := c.line(); got != "+OK relayed" {
+	if got := c.Line(); got != "+OK relayed" {
 		t.Errorf("after Handshake: %q", got)
 	}
 }
@@ -347,7 +341,7 @@ func TestServerShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	c := dialRaw(t, l.Addr().String())
-	c.cmd("NOOP")
+	c.Cmd("NOOP")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err == nil {
@@ -356,5 +350,5 @@ func TestServerShutdown(t *testing.T) {
 	if err := <-served; err == nil {
 		t.Error("Serve returned nil")
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestSCRAMRFC7677 checks the SCRAM arithmetic against the example of
@@ -67,7 +68,7 @@ func TestSCRAMRFC7677(t *testing.T) {
 // server: SSLRequest, TLS, StartupMessage, MD5 and cleartext passwords, a
 // query and Terminate; and the transcript masks the password.
 func TestClientTranscript(t *testing.T) {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	for _, method := range []string{"CLEARTEXT", "MD5"} {
 		t.Run(method, func(t *testing.T) {
 			var got bytes.Buffer
@@ -112,18 +113,18 @@ func TestClientTranscript(t *testing.T) {
 				tc.Close()
 			})
 			opts := clientOpts(t, starttls.ModeRequired)
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			c.Database = "db1"
-			if err := c.Login(testCtx(t), testUser, testPass); err != nil {
+			if err := c.Login(linetest.Ctx(t), testUser, testPass); err != nil {
 				t.Fatalf("Login: %v\n%s", err, dump(opts.Transcript))
 			}
 			if !slices.Equal(res.AuthAfter, []string{method}) || c.Parameter("server_version") != "15.99" {
 				t.Errorf("AuthAfter %v, server_version %q", res.AuthAfter, c.Parameter("server_version"))
 			}
-			rows, err := c.SimpleQuery(testCtx(t), "SELECT 1")
+			rows, err := c.SimpleQuery(linetest.Ctx(t), "SELECT 1")
 			if err != nil || !slices.Equal(rows[0], []string{"1", ""}) {
 				t.Fatalf("rows %q, %v", rows, err)
 			}
@@ -178,12 +179,12 @@ func TestClientLoginErrors(t *testing.T) {
 				c.Write(tt.answer)
 				io.Copy(io.Discard, c)
 			})
-			c, _, err := Dial(testCtx(t), addr, &starttls.ClientOptions{Mode: starttls.ModePlain})
+			c, _, err := Dial(linetest.Ctx(t), addr, &starttls.ClientOptions{Mode: starttls.ModePlain})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			err = c.Login(testCtx(t), testUser, testPass)
+			err = c.Login(linetest.Ctx(t), testUser, testPass)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Login = %v, want an error with %q", err, tt.want)
 			}

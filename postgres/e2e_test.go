@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd: our client against our server in every mode.
@@ -34,7 +35,7 @@ func TestEndToEnd(t *testing.T) {
 				tt.srv(srv)
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			opts := clientOpts(t, tt.mode)
 			c, res, err := Dial(ctx, addr, opts)
 			if err != nil {
@@ -98,7 +99,7 @@ func TestWrongPassword(t *testing.T) {
 		srv.Backend = backend
 		addr := startServer(t, srv)
 		for _, cred := range [][2]string{{testUser, "wrong"}, {"mallory", testPass}} {
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 			if err != nil {
 				t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411 is CVE-2021-23214
@@ -52,7 +53,7 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 		if b := c.byte1(); b != 'S' {
 			t.Fatalf("answer %q, want 'S'", b)
 		}
-		c.startTLS()
+		c.StartTLS()
 		e := c.expectError(CodeProtocolViolation)
 		if !strings.Contains(e.Message, "unencrypted data after SSL request") {
 			t.Errorf("error %v", e)
@@ -73,7 +74,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	if b := c.byte1(); b != 'S' {
 		t.Fatalf("answer %q", b)
 	}
-	c.startTLS()
+	c.StartTLS()
 	if typ, body := c.msg(); typ != 'R' || !bytes.Contains(body, []byte(SCRAMSHA256)) {
 		t.Fatalf("got %q %q, want AuthenticationSASL inside TLS", typ, body)
 	}
@@ -86,7 +87,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ProbeInjection = true
 		opts.InjectionWait = 2 * time.Second
-		cl, res, err := Dial(testCtx(t), tt.addr, opts)
+		cl, res, err := Dial(linetest.Ctx(t), tt.addr, opts)
 		p := res.Injection
 		if p == nil || p.Vulnerable != tt.vulnerable || p.Sent == "" {
 			t.Fatalf("probe %+v (err %v), want vulnerable=%v", p, err, tt.vulnerable)
@@ -95,7 +96,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			if err != nil || !strings.Contains(p.Reply, "AuthenticationSASL") {
 				t.Errorf("vulnerable: err %v, reply %q", err, p.Reply)
 			}
-			if err := cl.Login(testCtx(t), testUser, testPass); err == nil {
+			if err := cl.Login(linetest.Ctx(t), testUser, testPass); err == nil {
 				t.Error("Login after a vulnerable probe worked on a spent session")
 			}
 			cl.Close()
@@ -105,27 +106,17 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	}
 }
 
-// fakeServer runs script on the server end of one loopback connection.
+// fakeServer runs script on the server end of one loopback connection;
+// done is closed when the script returned.
 func fakeServer(t *testing.T, script func(c net.Conn)) (addr string, done <-chan struct{}) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan struct{})
-	go func() {
+	addr, _ = linetest.FakeServer(t, func(f *linetest.Fake) {
 		defer close(ch)
-		defer l.Close()
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
-		script(c)
-	}()
+		script(f.Conn())
+	})
 	t.Cleanup(func() { <-ch })
-	return l.Addr().String(), ch
+	return addr, ch
 }
 
 // readSSLRequest reads and checks the 8 bytes of an SSLRequest.
@@ -154,7 +145,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				io.Copy(io.Discard, c)
 			}
 		})
-		_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 			t.Fatalf("injected %q: %v, want ErrPlaintextAfterUpgrade", inj, err)
 		}
@@ -239,11 +230,11 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 	noTLS := newServer(t)
 	noTLS.TLSConfig = nil
 	addr := startServer(t, noTLS)
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil || res.Upgraded || res.Offered || res.UpgradeReply != "N" {
 		t.Fatalf("opportunistic Dial: %v, %+v", err, res)
 	}
-	if err := c.Login(testCtx(t), testUser, testPass); !errors.Is(err, starttls.ErrFallbackForbidden) {
+	if err := c.Login(linetest.Ctx(t), testUser, testPass); !errors.Is(err, starttls.ErrFallbackForbidden) {
 		t.Fatalf("Login without TLS: %v", err)
 	}
 	c.Close()
@@ -265,11 +256,11 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			t.Errorf("plaintext allowed: got %q, want an authentication request", typ)
 		}
 		// ModePlain logs in only when the server allows it.
-		c, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+		c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = c.Login(testCtx(t), testUser, testPass)
+		err = c.Login(linetest.Ctx(t), testUser, testPass)
 		if allow != (err == nil) {
 			t.Errorf("allow=%v: ModePlain Login: %v", allow, err)
 		}
@@ -283,7 +274,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := &recordConn{Conn: conn}
-		ms, err := ProbePlaintextAuth(testCtx(t), rec, nil)
+		ms, err := ProbePlaintextAuth(linetest.Ctx(t), rec, nil)
 		conn.Close()
 		want := []string{}
 		if allow {
@@ -320,21 +311,21 @@ func TestLineTooLong(t *testing.T) {
 		c.expectEOF()
 	}
 	// After the login, a message over the server's limit.
-	c, _, err := Dial(testCtx(t), srv, clientOpts(t, starttls.ModeRequired))
+	c, _, err := Dial(linetest.Ctx(t), srv, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), testUser, testPass); err != nil {
+	if err := c.Login(linetest.Ctx(t), testUser, testPass); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.SimpleQuery(testCtx(t), "SELECT '"+strings.Repeat("x", maxServerMessage)+"'")
+	_, err = c.SimpleQuery(linetest.Ctx(t), "SELECT '"+strings.Repeat("x", maxServerMessage)+"'")
 	// FATAL 08P01, or a broken pipe when the server's close overtakes the
 	// rest of the query.
 	var pe *Error
 	if err == nil || errors.As(err, &pe) && (pe.Code != CodeProtocolViolation || pe.Severity != "FATAL") {
 		t.Errorf("oversized query: %v", err)
 	}
-	if _, err := c.SimpleQuery(testCtx(t), "SELECT 1"); err == nil {
+	if _, err := c.SimpleQuery(linetest.Ctx(t), "SELECT 1"); err == nil {
 		t.Error("the session survived an oversized message")
 	}
 	c.Close()
@@ -355,7 +346,7 @@ func TestLineTooLong(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = ProbePlaintextAuth(testCtx(t), conn, nil)
+		_, err = ProbePlaintextAuth(linetest.Ctx(t), conn, nil)
 		conn.Close()
 		if !errors.Is(err, tt.want) {
 			t.Errorf("answer %q: %v, want %v", tt.answer, err, tt.want)
@@ -367,14 +358,14 @@ func TestLineTooLong(t *testing.T) {
 // is expected is refused by a server without TLS and after 'N'; a server
 // with TLS takes it as PG 17 direct TLS, which needs ALPN "postgresql".
 func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	hello := func(addr string, alpn []string, sslFirst bool) error {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
+		conn.SetDeadline(time.Now().Add(linetest.Timeout))
 		if sslFirst {
 			conn.Write(append(sslRequest(), newMessage(0).int32(GSSENCRequestCode).done()...))
 			buf := make([]byte, 2)
@@ -440,7 +431,7 @@ func TestServerSecondNegotiation(t *testing.T) {
 		if b := c.byte1(); b != 'S' {
 			t.Fatalf("answer %q", b)
 		}
-		c.startTLS()
+		c.StartTLS()
 		c.write(newMessage(0).int32(code).done())
 		c.expectError(CodeProtocolViolation)
 		c.expectEOF()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // panicBackend panics on every login.
@@ -22,7 +23,7 @@ func loginRaw(t *testing.T, addr string) *rawClient {
 	if b := c.byte1(); b != 'S' {
 		t.Fatalf("answer %q", b)
 	}
-	c.startTLS()
+	c.StartTLS()
 	c.write(startup(testUser))
 	if typ, _ := c.msg(); typ != 'R' {
 		t.Fatalf("got %q, want the password request", typ)
@@ -48,7 +49,7 @@ func TestServerHandshake(t *testing.T) {
 			if b := c.byte1(); b != 'S' {
 				t.Errorf("answer %q", b)
 			}
-			c.startTLS()
+			c.StartTLS()
 		}, true},
 		{"plaintext startup", func(c *rawClient) {
 			c.write(startup(testUser))
@@ -102,7 +103,7 @@ func TestServerProtocolVersions(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.write(sslRequest())
 	c.byte1()
-	c.startTLS()
+	c.StartTLS()
 	c.write(newMessage(0).int32(3<<16 | 1).cstring("user").cstring(testUser).cstring("_pq_.x").cstring("1").byte1(0).done())
 	if typ, body := c.msg(); typ != 'v' || !strings.Contains(string(body), "_pq_.x") {
 		t.Fatalf("got %q %q, want NegotiateProtocolVersion", typ, body)
@@ -119,7 +120,7 @@ func TestServerProtocolVersions(t *testing.T) {
 	c = dialRaw(t, addr)
 	c.write(sslRequest())
 	c.byte1()
-	c.startTLS()
+	c.StartTLS()
 	c.write(startupMessage([][2]string{{"database", "x"}}))
 	c.expectError(CodeInvalidAuthorization)
 	// A CancelRequest is closed silently.
@@ -163,7 +164,7 @@ func TestServerPanicAndTimeout(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.write(sslRequest())
 	c.byte1()
-	c.startTLS()
+	c.StartTLS()
 	c.write(startup(testUser))
 	c.msg()
 	c.write(newMessage('p').cstring("x").done())
@@ -188,10 +189,10 @@ func TestServerShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	srv.Shutdown(ctx)
-	if _, err := c.r.ReadByte(); err == nil {
+	if _, err := c.Reader().ReadByte(); err == nil {
 		t.Log("server said goodbye")
 	}
-	if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired)); err == nil {
+	if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired)); err == nil {
 		t.Error("Dial after Shutdown worked")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -17,20 +18,20 @@ const (
 
 // upgradeScript is the normal server side of a successful STARTTLS: the
 // capabilities come unasked after the handshake.
-func upgradeScript(pre, post string) func(f *fake) {
-	return func(f *fake) {
-		st, _ := tlsPair(f.t)
-		f.send(pre)
-		f.expect("STARTTLS")
-		f.send("OK \"Begin TLS negotiation now\"\r\n")
-		if !f.startTLS(st) {
-			f.t.Error("fake: handshake failed")
+func upgradeScript(t testing.TB, pre, post string) func(f *linetest.Fake) {
+	return func(f *linetest.Fake) {
+		st, _ := linetest.TLSPair(t)
+		f.Send(pre)
+		f.Expect("STARTTLS")
+		f.Send("OK \"Begin TLS negotiation now\"\r\n")
+		if !f.StartTLS(st) {
+			t.Error("fake: handshake failed")
 			return
 		}
-		f.send(post)
-		f.expect("LOGOUT")
-		f.send("OK\r\n")
-		f.drain()
+		f.Send(post)
+		f.Expect("LOGOUT")
+		f.Send("OK\r\n")
+		f.Drain()
 	}
 }
 
@@ -38,7 +39,7 @@ func TestClientTranscript(t *testing.T) {
 	tests := []struct {
 		name      string
 		mode      starttls.Mode
-		script    func(f *fake)
+		script    func(f *linetest.Fake)
 		wantErr   error
 		wantPlain string
 		wantTLS   string
@@ -47,7 +48,7 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name:      "upgrade, caps unasked",
 			mode:      starttls.ModeRequired,
-			script:    upgradeScript(greeting, capsTLS),
+			script:    upgradeScript(t, greeting, capsTLS),
 			wantPlain: "STARTTLS\r\n",
 			wantTLS:   "LOGOUT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -68,19 +69,19 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "old server: caps only when asked",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.send("OK\r\n")
-				if !f.startTLS(st) {
+			script: func(f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Send("OK\r\n")
+				if !f.StartTLS(st) {
 					return
 				}
-				f.expect("CAPABILITY")
-				f.send(capsTLS)
-				f.expect("LOGOUT")
-				f.send("OK\r\n")
-				f.drain()
+				f.Expect("CAPABILITY")
+				f.Send(capsTLS)
+				f.Expect("LOGOUT")
+				f.Send("OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "STARTTLS\r\n",
 			wantTLS:   "CAPABILITY\r\nLOGOUT\r\n",
@@ -93,11 +94,11 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "opportunistic, not offered",
 			mode: starttls.ModeOpportunistic,
-			script: func(f *fake) {
-				f.send(greetingNoTL)
-				f.expect("LOGOUT")
-				f.send("OK\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greetingNoTL)
+				f.Expect("LOGOUT")
+				f.Send("OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "LOGOUT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -109,11 +110,11 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "literal in the greeting",
 			mode: starttls.ModeOpportunistic,
-			script: func(f *fake) {
-				f.send("{14}\r\nIMPLEMENTATION {4}\r\nfake\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n")
-				f.expect("LOGOUT")
-				f.send("OK\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send("{14}\r\nIMPLEMENTATION {4}\r\nfake\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n")
+				f.Expect("LOGOUT")
+				f.Send("OK\r\n")
+				f.Drain()
 			},
 			wantPlain: "LOGOUT\r\n",
 			check: func(t *testing.T, res *starttls.Result) {
@@ -125,37 +126,37 @@ func TestClientTranscript(t *testing.T) {
 		{
 			name: "BYE greeting",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("BYE (TRYLATER) \"too busy\"\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send("BYE (TRYLATER) \"too busy\"\r\n")
+				f.Drain()
 			},
 			wantErr: &Error{},
 		},
 		{
 			name: "unsolicited data after the greeting",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send(greeting + "OK\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting + "OK\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 		{
 			name: "garbage capability line",
 			mode: starttls.ModeRequired,
-			script: func(f *fake) {
-				f.send("IMPLEMENTATION fake\r\nOK\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send("IMPLEMENTATION fake\r\nOK\r\n")
+				f.Drain()
 			},
 			wantErr: starttls.ErrProtocol,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, tt.mode)
 			opts.InjectionWait = 300 * time.Millisecond
-			c, res, err := Dial(testCtx(t), addr, opts)
+			c, res, err := Dial(linetest.Ctx(t), addr, opts)
 			if tt.wantErr != nil {
 				if e, ok := tt.wantErr.(*Error); ok {
 					if !errors.As(err, &e) || !e.Temporary() || e.Kind != "BYE" {
@@ -175,10 +176,10 @@ func TestClientTranscript(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if got := f.plain.String(); got != tt.wantPlain {
+			if got := f.Plain(); got != tt.wantPlain {
 				t.Errorf("plaintext = %q, want %q", got, tt.wantPlain)
 			}
-			if got := f.tls.String(); got != tt.wantTLS {
+			if got := f.TLS(); got != tt.wantTLS {
 				t.Errorf("inside TLS = %q, want %q", got, tt.wantTLS)
 			}
 			if tt.check != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -32,7 +33,7 @@ func TestEndToEnd(t *testing.T) {
 				srv.TLSConfig = nil
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatal(err)
@@ -97,7 +98,7 @@ func TestEndToEnd(t *testing.T) {
 // TestLoginWrongPassword: NO, and the transcript never shows the password.
 func TestLoginWrongPassword(t *testing.T) {
 	addr := startServer(t, newServer(t))
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	opts := clientOpts(t, starttls.ModeRequired)
 	c, _, err := Dial(ctx, addr, opts)
 	if err != nil {

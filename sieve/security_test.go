@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411: "STARTTLS\r\n"
@@ -20,14 +21,14 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 	for _, pipelined := range []string{"CAPABILITY\r\n", "AUTHENTICATE \"PLAIN\" \"AGFsaWNlAHNlY3JldCBwdw==\"\r\n", "NOOP"} {
 		t.Run(strings.TrimSpace(pipelined), func(t *testing.T) {
 			c := dialRaw(t, startServer(t, newServer(t)))
-			c.write("STARTTLS\r\n" + pipelined)
-			if got := c.line(); got != `OK "Begin TLS negotiation now"` {
+			c.Write("STARTTLS\r\n" + pipelined)
+			if got := c.Line(); got != `OK "Begin TLS negotiation now"` {
 				t.Fatalf("STARTTLS = %q", got)
 			}
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				buf := make([]byte, 512)
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -48,15 +49,15 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		srv := newServer(t)
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write("STARTTLS\r\nCAPABILITY\r\n")
-		if got := c.line(); got != `OK "Begin TLS negotiation now"` {
+		c.Write("STARTTLS\r\nCAPABILITY\r\n")
+		if got := c.Line(); got != `OK "Begin TLS negotiation now"` {
 			t.Fatalf("STARTTLS = %q", got)
 		}
-		c.startTLS()
-		if got := c.until(); got[len(got)-1] != `OK "TLS negotiation successful"` {
+		c.StartTLS()
+		if got := until(c); got[len(got)-1] != `OK "TLS negotiation successful"` {
 			t.Errorf("first list inside TLS = %q", got)
 		}
-		if got := c.until(); got[len(got)-1] != `OK "Capability completed"` {
+		if got := until(c); got[len(got)-1] != `OK "Capability completed"` {
 			t.Errorf("second list inside TLS = %q, want the CAPABILITY answer", got)
 		}
 	})
@@ -76,7 +77,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, addr, opts)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Dial() error = %v, want error: %v", err, tt.wantErr)
@@ -103,24 +104,24 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	}
 	t.Run("probe/silent safe server", func(t *testing.T) {
 		// Discards the pipelined command, goes on: one list, not vulnerable.
-		addr, wait := fakeServer(t, func(f *fake) {
-			st, _ := tlsPair(f.t)
-			f.send(greeting)
-			f.expect("STARTTLS")
-			f.r.Discard(f.r.Buffered())
-			f.send("OK\r\n")
-			if !f.startTLS(st) {
+		addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+			st, _ := linetest.TLSPair(t)
+			f.Send(greeting)
+			f.Expect("STARTTLS")
+			f.ReadLine() // the pipelined command, discarded
+			f.Send("OK\r\n")
+			if !f.StartTLS(st) {
 				return
 			}
-			f.send(capsTLS)
-			f.expect("LOGOUT")
-			f.send("OK\r\n")
-			f.drain()
+			f.Send(capsTLS)
+			f.Expect("LOGOUT")
+			f.Send("OK\r\n")
+			f.Drain()
 		})
 		opts := clientOpts(t, starttls.ModeRequired)
 		opts.ProbeInjection = true
 		opts.InjectionWait = 200 * time.Millisecond
-		c, res, err := Dial(testCtx(t), addr, opts)
+		c, res, err := Dial(linetest.Ctx(t), addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,17 +152,17 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.send(tt.goAhead)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Send(tt.goAhead)
 				if tt.want == nil {
-					f.r.ReadByte()
-					f.send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
+					f.Conn().Read(make([]byte, 1))
+					f.Send("\xb9\xb3\xb9\xb2\xb3 this is not TLS at all\r\n")
 				}
-				f.drain()
+				f.Drain()
 			})
-			c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if c != nil {
 				t.Fatal("Dial returned a client")
 			}
@@ -182,7 +183,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				t.Errorf("Upgraded %v CapsAfter %q", res.Upgraded, res.CapsAfter)
 			}
 			f := wait()
-			if got := f.plain.String(); tt.want != nil && got != "STARTTLS\r\n" {
+			if got := f.Plain(); tt.want != nil && got != "STARTTLS\r\n" {
 				t.Errorf("client sent %q after the injection", got)
 			}
 		})
@@ -194,7 +195,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 func TestRequiredNeverFallsBack(t *testing.T) {
 	tests := []struct {
 		name    string
-		script  func(f *fake)
+		script  func(f *linetest.Fake)
 		clientT func(o *starttls.ClientOptions)
 		ctxT    time.Duration
 		want    error
@@ -202,50 +203,50 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}{
 		{
 			name:   "not offered",
-			script: func(f *fake) { f.send(greetingNoTL); f.drain() },
+			script: func(f *linetest.Fake) { f.Send(greetingNoTL); f.Drain() },
 			want:   starttls.ErrUpgradeNotOffered, sent: "",
 		},
 		{
 			name: "refused",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.send("NO (TRYLATER) \"not now\"\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Send("NO (TRYLATER) \"not now\"\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "STARTTLS\r\n",
 		},
 		{
 			name: "BYE",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.send("BYE \"no TLS here\"\r\n")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Send("BYE \"no TLS here\"\r\n")
+				f.Drain()
 			},
 			want: starttls.ErrUpgradeRefused, sent: "STARTTLS\r\n",
 		},
 		{
 			name: "handshake failure (untrusted certificate)",
-			script: func(f *fake) {
-				st, _ := tlsPair(f.t)
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.send("OK\r\n")
-				if f.startTLS(st) {
-					f.t.Error("handshake succeeded with an untrusted certificate")
+			script: func(f *linetest.Fake) {
+				st, _ := linetest.TLSPair(t)
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Send("OK\r\n")
+				if f.StartTLS(st) {
+					t.Error("handshake succeeded with an untrusted certificate")
 				}
-				f.drain()
+				f.Drain()
 			},
 			clientT: func(o *starttls.ClientOptions) { o.TLSConfig = nil },
 			want:    &starttls.HandshakeError{}, sent: "STARTTLS\r\n",
 		},
 		{
 			name: "silent server",
-			script: func(f *fake) {
-				f.send(greeting)
-				f.expect("STARTTLS")
-				f.drain()
+			script: func(f *linetest.Fake) {
+				f.Send(greeting)
+				f.Expect("STARTTLS")
+				f.Drain()
 			},
 			ctxT: 300 * time.Millisecond,
 			want: context.DeadlineExceeded, sent: "STARTTLS\r\n",
@@ -253,12 +254,12 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, tt.script)
+			addr, wait := linetest.FakeServer(t, tt.script)
 			opts := clientOpts(t, starttls.ModeRequired)
 			if tt.clientT != nil {
 				tt.clientT(opts)
 			}
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			if tt.ctxT > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxT)
@@ -282,7 +283,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 				t.Error("Upgraded = true")
 			}
 			f := wait()
-			if got := f.plain.String(); !strings.HasPrefix(got, tt.sent) {
+			if got := f.Plain(); !strings.HasPrefix(got, tt.sent) {
 				t.Errorf("client sent %q, want %q", got, tt.sent)
 			} else if rest := got[len(tt.sent):]; rest != "" && (rest[0] != 0x16 || strings.Contains(rest, "AUTHENTICATE")) {
 				t.Errorf("client sent %q after %q", rest, tt.sent)
@@ -297,18 +298,18 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
 		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModePlain} {
-			addr, wait := fakeServer(t, func(f *fake) {
-				f.send(greetingNoTL)
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+				f.Send(greetingNoTL)
 				if mode == starttls.ModePlain {
-					f.expect(`AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
-					f.send("OK\r\n")
+					f.Expect(`AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
+					f.Send("OK\r\n")
 				}
-				f.expect("LOGOUT")
-				f.send("OK\r\n")
-				f.drain()
+				f.Expect("LOGOUT")
+				f.Send("OK\r\n")
+				f.Drain()
 			})
 			opts := clientOpts(t, mode)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, _, err := Dial(ctx, addr, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -322,8 +323,8 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			}
 			c.Close()
 			f := wait()
-			if mode != starttls.ModePlain && strings.Contains(f.plain.String(), "AUTHENTICATE") {
-				t.Errorf("%v: credentials sent: %q", mode, f.plain.String())
+			if mode != starttls.ModePlain && strings.Contains(f.Plain(), "AUTHENTICATE") {
+				t.Errorf("%v: credentials sent: %q", mode, f.Plain())
 			}
 			for _, ev := range opts.Transcript.Events() {
 				if strings.Contains(ev.Text, "AGFsaWNlAHNlY3JldCBwdw") {
@@ -337,12 +338,12 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			srv := newServer(t)
 			srv.AllowPlaintextLogin = allow
 			c := dialRaw(t, startServer(t, srv))
-			c.write("CAPABILITY\r\n")
-			caps := strings.Join(c.until(), "\n")
+			c.Write("CAPABILITY\r\n")
+			caps := strings.Join(until(c), "\n")
 			if strings.Contains(caps, `"SASL" "PLAIN"`) != allow || strings.Contains(caps, `"SASL" ""`) == allow {
 				t.Errorf("AllowPlaintextLogin=%v: CAPABILITY = %q", allow, caps)
 			}
-			got := c.cmd(`AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
+			got := cmd(c, `AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
 			if allow != (got == `OK "Logged in"`) {
 				t.Errorf("AllowPlaintextLogin=%v: AUTHENTICATE = %q", allow, got)
 			}
@@ -356,18 +357,18 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("NOOP " + strings.Repeat("x", starttls.DefaultMaxLineLength+10) + "\r\n")
-		if got := c.line(); got != `BYE "line too long, closing"` {
+		c.Write("NOOP " + strings.Repeat("x", starttls.DefaultMaxLineLength+10) + "\r\n")
+		if got := c.Line(); got != `BYE "line too long, closing"` {
 			t.Errorf("long line: %q", got)
 		}
 	})
 	t.Run("server literal", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("CHECKSCRIPT {99999999+}\r\n")
-		if got := c.line(); got != `BYE "malformed command, closing"` {
+		c.Write("CHECKSCRIPT {99999999+}\r\n")
+		if got := c.Line(); got != `BYE "malformed command, closing"` {
 			t.Errorf("huge literal: %q", got)
 		}
-		c.expectEOF()
+		c.ExpectEOF()
 	})
 	for _, tt := range []struct{ name, greet string }{
 		{"client greeting", "\"IMPLEMENTATION\" \"" + strings.Repeat("x", 5000) + "\"\r\nOK\r\n"},
@@ -375,8 +376,8 @@ func TestLineTooLong(t *testing.T) {
 		{"client literal", "\"SASL\" {99999999}\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, wait := fakeServer(t, func(f *fake) { f.send(tt.greet); f.drain() })
-			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) { f.Send(tt.greet); f.Drain() })
+			_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrLineTooLong) && !errors.Is(err, starttls.ErrProtocol) {
 				t.Errorf("Dial() error = %v, want ErrLineTooLong or ErrProtocol", err)
 			}
@@ -403,7 +404,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		}
 		served <- srv.ServeConn(context.Background(), conn)
 	}()
-	_, _, err = Dial(testCtx(t), l.Addr().String(), clientOpts(t, starttls.ModeImplicit))
+	_, _, err = Dial(linetest.Ctx(t), l.Addr().String(), clientOpts(t, starttls.ModeImplicit))
 	var he *starttls.HandshakeError
 	if !errors.As(err, &he) {
 		t.Errorf("client: Dial() error = %v, want *HandshakeError", err)
@@ -418,12 +419,12 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	}
 
 	c := dialRaw(t, startServer(t, newServer(t)))
-	c.write("NOOP\r\n\x16\x03\x01\x00\x10")
-	c.line()
-	if got := c.line(); !strings.HasPrefix(got, `BYE "TLS received on the plaintext ManageSieve port`) {
+	c.Write("NOOP\r\n\x16\x03\x01\x00\x10")
+	c.Line()
+	if got := c.Line(); !strings.HasPrefix(got, `BYE "TLS received on the plaintext ManageSieve port`) {
 		t.Errorf("ClientHello: %q", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 // TestCapabilitiesRereadAfterTLS: capabilities from before TLS never
@@ -432,8 +433,8 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	t.Run("fake", func(t *testing.T) {
 		pre := "\"SASL\" \"PLAIN LOGIN\"\r\n\"X-INJECTED\" \"1\"\r\n\"STARTTLS\"\r\nOK\r\n"
 		post := "\"SASL\" \"SCRAM-SHA-1\"\r\n\"VERSION\" \"1.0\"\r\nOK\r\n"
-		addr, wait := fakeServer(t, upgradeScript(pre, post))
-		ctx := testCtx(t)
+		addr, wait := linetest.FakeServer(t, upgradeScript(t, pre, post))
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
@@ -452,8 +453,8 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		wait()
 	})
 	t.Run("STARTTLS after TLS reported", func(t *testing.T) {
-		addr, wait := fakeServer(t, upgradeScript(greeting, "\"STARTTLS\"\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+		addr, wait := linetest.FakeServer(t, upgradeScript(t, greeting, "\"STARTTLS\"\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n"))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,16 +466,16 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
-		c.write("CAPABILITY\r\n")
-		before := strings.Join(c.until(), "\n")
-		c.cmd("STARTTLS")
-		c.startTLS()
-		after := strings.Join(c.until(), "\n") // unasked, RFC 5804 §2.2
+		c.Write("CAPABILITY\r\n")
+		before := strings.Join(until(c), "\n")
+		cmd(c, "STARTTLS")
+		c.StartTLS()
+		after := strings.Join(until(c), "\n") // unasked, RFC 5804 §2.2
 		if !strings.Contains(before, `"STARTTLS"`) || !strings.Contains(before, `"SASL" ""`) ||
 			strings.Contains(after, `"STARTTLS"`) || !strings.Contains(after, `"SASL" "PLAIN"`) {
 			t.Errorf("caps before %q, after %q", before, after)
 		}
-		if got := c.cmd("STARTTLS"); got != `NO "TLS is already active"` {
+		if got := cmd(c, "STARTTLS"); got != `NO "TLS is already active"` {
 			t.Errorf("second STARTTLS = %q", got)
 		}
 	})
@@ -489,7 +490,7 @@ func TestProbeUpgradeRefused(t *testing.T) {
 			srv.RefuseUpgrade = true
 			opts := clientOpts(t, mode)
 			opts.ProbeInjection = true
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, startServer(t, srv), opts)
 			if res.Injection == nil || res.Injection.Err != "upgrade refused" || res.Injection.Vulnerable {
 				t.Errorf("Injection = %+v", res.Injection)

@@ -11,17 +11,17 @@ func TestServerDialog(t *testing.T) {
 	srv := newServer(t)
 	srv.MaxErrors = 10
 	c := dialRaw(t, startServer(t, srv))
-	if got := c.cmd("LISTSCRIPTS"); got != `NO "authenticate first"` {
+	if got := cmd(c, "LISTSCRIPTS"); got != `NO "authenticate first"` {
 		t.Errorf("LISTSCRIPTS before login = %q", got)
 	}
-	c.cmd("STARTTLS")
-	c.startTLS()
-	c.until()
-	c.write("AUTHENTICATE \"PLAIN\"\r\n")
-	if got := c.line(); got != `""` {
+	cmd(c, "STARTTLS")
+	c.StartTLS()
+	until(c)
+	c.Write("AUTHENTICATE \"PLAIN\"\r\n")
+	if got := c.Line(); got != `""` {
 		t.Fatalf("challenge = %q", got)
 	}
-	if got := c.cmd(`"AGFsaWNlAHNlY3JldCBwdw=="`); got != `OK "Logged in"` {
+	if got := cmd(c, `"AGFsaWNlAHNlY3JldCBwdw=="`); got != `OK "Logged in"` {
 		t.Fatalf("AUTHENTICATE continuation = %q", got)
 	}
 	steps := []struct{ cmd, want string }{
@@ -32,17 +32,17 @@ func TestServerDialog(t *testing.T) {
 		{"PUTSCRIPT \"b\" {5}\r\nkeep;", `BYE "malformed command, closing"`},
 	}
 	for _, s := range steps {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := cmd(c, s.cmd); got != s.want {
 			t.Errorf("%q = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 
 	c = dialRaw(t, startServer(t, srv))
-	c.cmd("STARTTLS")
-	c.startTLS()
-	c.until()
-	c.cmd(`AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
+	cmd(c, "STARTTLS")
+	c.StartTLS()
+	until(c)
+	cmd(c, `AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`)
 	steps = []struct{ cmd, want string }{
 		{`GETSCRIPT "a"`, `OK "Getscript completed"`}, // scripts outlive the session
 		{`RENAMESCRIPT "a" "b"`, `OK "Renamescript completed"`},
@@ -54,27 +54,27 @@ func TestServerDialog(t *testing.T) {
 		{"LOGOUT", `OK "Logout completed"`},
 	}
 	for _, s := range steps {
-		if got := c.cmd(s.cmd); got != s.want {
+		if got := cmd(c, s.cmd); got != s.want {
 			t.Errorf("%q = %q, want %q", s.cmd, got, s.want)
 		}
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 }
 
 func TestServerErrorLimitAndIdle(t *testing.T) {
 	srv := newServer(t)
 	c := dialRaw(t, startServer(t, srv))
-	c.cmd("FOO")
-	c.cmd("BAR")
-	if got := c.cmd("BAZ"); !strings.HasPrefix(got, "BYE ") {
+	cmd(c, "FOO")
+	cmd(c, "BAR")
+	if got := cmd(c, "BAZ"); !strings.HasPrefix(got, "BYE ") {
 		t.Errorf("third error = %q, want BYE", got)
 	}
-	c.expectEOF()
+	c.ExpectEOF()
 
 	srv2 := newServer(t)
 	srv2.ReadTimeout = 200 * time.Millisecond
 	c = dialRaw(t, startServer(t, srv2))
-	if got := c.line(); got != `BYE "idle timeout, closing"` {
+	if got := c.Line(); got != `BYE "idle timeout, closing"` {
 		t.Errorf("idle = %q", got)
 	}
 }
@@ -85,7 +85,7 @@ func TestServerPanicRecovered(t *testing.T) {
 	srv.AllowPlaintextLogin = true
 	addr := startServer(t, srv)
 	c := dialRaw(t, addr)
-	if got := c.cmd(`AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`); got != `BYE (TRYLATER) "internal server error, closing"` {
+	if got := cmd(c, `AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldCBwdw=="`); got != `BYE (TRYLATER) "internal server error, closing"` {
 		t.Errorf("panic = %q", got)
 	}
 	dialRaw(t, addr)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 	"github.com/starttls/starttls/internal/textline"
 )
 
@@ -32,8 +33,8 @@ func benchUpgrade(b *testing.B, mode starttls.Mode) {
 	s, _ := newServer(b)
 	s.Implicit = mode == starttls.ModeImplicit
 	addr := start(b, s)
-	opts := clientOpts(mode)
-	ctx := testCtx(b)
+	opts := clientOpts(b, mode)
+	ctx := linetest.Ctx(b)
 	var d net.Dialer
 	b.ReportAllocs()
 	for b.Loop() {

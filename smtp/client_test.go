@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -32,16 +33,16 @@ func TestClientTranscript(t *testing.T) {
 		C(), C(), C(), C(), S("250 2.0.0 queued\r\n"),
 		C(), S("221 bye\r\n"),
 	)
-	opts := clientOpts(starttls.ModeRequired)
+	opts := clientOpts(t, starttls.ModeRequired)
 	opts.Transcript = &starttls.Transcript{}
-	c, res, err := Dial(testCtx(t), addr, opts)
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), "user", "secret"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "user", "secret"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SendMail(testCtx(t), "a@b.test", []string{"c@d.test"}, []byte("Subject: x\n\n.dot\n")); err != nil {
+	if err := c.SendMail(linetest.Ctx(t), "a@b.test", []string{"c@d.test"}, []byte("Subject: x\n\n.dot\n")); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -96,14 +97,14 @@ func TestClientLoginFallsBackToLOGIN(t *testing.T) {
 		C(), S("334 UGFzc3dvcmQ6\r\n"),
 		C(), S("535 5.7.8 no\r\n"),
 	)
-	c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(res.AuthAfter, []string{"LOGIN"}) {
 		t.Errorf("AuthAfter = %q", res.AuthAfter)
 	}
-	err = c.Login(testCtx(t), "user", "secret")
+	err = c.Login(linetest.Ctx(t), "user", "secret")
 	if !errors.Is(err, ErrAuthFailed) || starttls.IsTemporary(err) {
 		t.Errorf("Login = %v, want ErrAuthFailed", err)
 	}
@@ -115,7 +116,7 @@ func TestClientLoginFallsBackToLOGIN(t *testing.T) {
 // PR-04 / CK-13: a first line that looks like a keyword is the domain.
 func TestClientEHLOFirstLineIsDomain(t *testing.T) {
 	addr, wait := fakeServer(t, S(greeting), C(), S("250-STARTTLS\r\n250 SIZE 100\r\n"))
-	_, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+	_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if !errors.Is(err, starttls.ErrUpgradeNotOffered) {
 		t.Errorf("err = %v, want ErrUpgradeNotOffered", err)
 	}
@@ -140,7 +141,7 @@ func TestClientGreeting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, wait := fakeServer(t, S(tt.greeting))
-			c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if err == nil || c != nil || res == nil {
 				t.Fatalf("Dial = %v, %v, %v; want error and a result", c, res, err)
 			}
@@ -196,7 +197,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, wait := fakeServer(t, tt.script(t)...)
-			opts := clientOpts(starttls.ModeRequired)
+			opts := clientOpts(t, starttls.ModeRequired)
 			if tt.opts != nil {
 				tt.opts(opts)
 			}
@@ -230,14 +231,14 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 func TestClientOpportunistic(t *testing.T) {
 	t.Run("not offered", func(t *testing.T) {
 		addr, wait := fakeServer(t, S(greeting), C(), S("250-mx.test\r\n250 AUTH PLAIN\r\n"), C(), S("221 bye\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeOpportunistic))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Offered || res.Upgraded || !slices.Equal(res.AuthBefore, []string{"PLAIN"}) {
 			t.Errorf("Result = %+v", res)
 		}
-		if err := c.Login(testCtx(t), "user", "secret"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+		if err := c.Login(linetest.Ctx(t), "user", "secret"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 			t.Errorf("Login in plaintext = %v, want ErrFallbackForbidden", err)
 		}
 		c.Close()
@@ -245,7 +246,7 @@ func TestClientOpportunistic(t *testing.T) {
 	})
 	t.Run("EHLO refused, HELO", func(t *testing.T) {
 		addr, wait := fakeServer(t, S(greeting), C(), S("502 5.5.1 no\r\n"), C(), S("250 mx.test\r\n"), C(), S("221 bye\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeOpportunistic))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +258,7 @@ func TestClientOpportunistic(t *testing.T) {
 	})
 	t.Run("454", func(t *testing.T) {
 		addr, wait := fakeServer(t, S(greeting), C(), S(ehloPlain), C(), S("454 4.7.0 later\r\n"), C(), S("221 bye\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeOpportunistic))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +280,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, wait := fakeServer(t, S(greeting), C(), S(ehloPlain), C(), S(tt.goAhead))
-			c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+			c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) || c != nil {
 				t.Fatalf("Dial = %v, want ErrPlaintextAfterUpgrade", err)
 			}
@@ -299,7 +300,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 		addr, wait := fakeServer(t, S(greeting), C(), S(ehloPlain), C(),
 			S("22"), Pause(50*time.Millisecond), S("0-2.0.0 Ready\r\n"), Pause(50*time.Millisecond), S("220 go\r\n"), TLS(),
 			C(), S(ehloTLS), C(), S("221 bye\r\n"))
-		c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +320,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		C(), S("250-mx.test\r\n250-AUTH SCRAM-SHA-256 LOGIN\r\n250-STARTTLS\r\n250 SIZE 1000\r\n"),
 		C(), S("334 VXNlcm5hbWU6\r\n"), C(), S("334 UGFzc3dvcmQ6\r\n"), C(), S("235 ok\r\n"),
 		C(), S("221 bye\r\n"))
-	c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		t.Errorf(`Extension("size") = %v, %q`, ok, p)
 	}
 	// PLAIN was offered only in plaintext: LOGIN is used.
-	if err := c.Login(testCtx(t), "user", "secret"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "user", "secret"); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -353,15 +354,15 @@ func TestClientLMTP(t *testing.T) {
 		C(), S("250 ok\r\n"), C(), S("250 ok\r\n"), C(), S("250 ok\r\n"),
 		C(), S("354 go\r\n"), C(), C(), S("250 2.0.0 a ok\r\n452 4.2.2 b over quota\r\n"),
 		C(), S("221 bye\r\n"))
-	opts := clientOpts(starttls.ModeOpportunistic)
-	c, res, err := DialLMTP(testCtx(t), addr, opts)
+	opts := clientOpts(t, starttls.ModeOpportunistic)
+	c, res, err := DialLMTP(linetest.Ctx(t), addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Protocol != "lmtp" {
 		t.Errorf("Protocol = %q", res.Protocol)
 	}
-	err = c.SendMail(testCtx(t), "", []string{"a@x", "b@x"}, []byte("hi"))
+	err = c.SendMail(linetest.Ctx(t), "", []string{"a@x", "b@x"}, []byte("hi"))
 	if err == nil || !starttls.IsTemporary(err) || !strings.Contains(err.Error(), "<b@x>") || strings.Contains(err.Error(), "<a@x>") {
 		t.Errorf("SendMail = %v, want a temporary failure for b@x only", err)
 	}
@@ -372,9 +373,9 @@ func TestClientLMTP(t *testing.T) {
 
 func TestClientLineTooLong(t *testing.T) {
 	addr, _ := fakeServer(t, S("220 "+strings.Repeat("x", 600)+"\r\n"))
-	opts := clientOpts(starttls.ModeRequired)
+	opts := clientOpts(t, starttls.ModeRequired)
 	opts.MaxLineLength = 512
-	_, _, err := Dial(testCtx(t), addr, opts)
+	_, _, err := Dial(linetest.Ctx(t), addr, opts)
 	if !errors.Is(err, starttls.ErrLineTooLong) {
 		t.Errorf("err = %v, want ErrLineTooLong", err)
 	}
@@ -382,9 +383,9 @@ func TestClientLineTooLong(t *testing.T) {
 
 func TestClientTooManyLines(t *testing.T) {
 	addr, _ := fakeServer(t, S(greeting), C(), S("250-mx\r\n"+strings.Repeat("250-X\r\n", 50)+"250 Y\r\n"))
-	opts := clientOpts(starttls.ModeRequired)
+	opts := clientOpts(t, starttls.ModeRequired)
 	opts.MaxLines = 20
-	_, _, err := Dial(testCtx(t), addr, opts)
+	_, _, err := Dial(linetest.Ctx(t), addr, opts)
 	if !errors.Is(err, starttls.ErrProtocol) {
 		t.Errorf("err = %v, want ErrProtocol", err)
 	}
@@ -392,12 +393,12 @@ func TestClientTooManyLines(t *testing.T) {
 
 func TestSendMailRejectsBadAddresses(t *testing.T) {
 	addr, wait := fakeServer(t, S(greeting), C(), S("250 mx\r\n"), C(), S("221 bye\r\n"))
-	c, _, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeOpportunistic))
+	c, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range [][2]string{{"a@b\r\nRCPT TO:<evil@x>", "c@d"}, {"a@b", "c@d>\nDATA"}, {"a@b", ""}, {"a@b", "x\x00y"}} {
-		if err := c.SendMail(testCtx(t), bad[0], []string{bad[1]}, []byte("x")); err == nil {
+		if err := c.SendMail(linetest.Ctx(t), bad[0], []string{bad[1]}, []byte("x")); err == nil {
 			t.Errorf("SendMail(%q, %q) = nil", bad[0], bad[1])
 		}
 	}

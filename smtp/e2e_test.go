@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -49,7 +50,7 @@ func TestEndToEnd(t *testing.T) {
 			if s.LMTP {
 				dial = DialLMTP
 			}
-			c, res, err := dial(testCtx(t), addr, clientOpts(tt.mode))
+			c, res, err := dial(linetest.Ctx(t), addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,12 +80,12 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			if tt.login {
-				if err := c.Login(testCtx(t), "user", "secret"); err != nil {
+				if err := c.Login(linetest.Ctx(t), "user", "secret"); err != nil {
 					t.Fatalf("Login: %v", err)
 				}
 			}
 			msg := []byte("Subject: test\n\n.leading dot\nbody\n")
-			if err := c.SendMail(testCtx(t), "a@b.test", []string{"c@d.test", "e@f.test"}, msg); err != nil {
+			if err := c.SendMail(linetest.Ctx(t), "a@b.test", []string{"c@d.test", "e@f.test"}, msg); err != nil {
 				t.Fatalf("SendMail: %v", err)
 			}
 			if got := b.messages(); len(got) != 1 || got[0].data != "Subject: test\r\n\r\n.leading dot\r\nbody\r\n" {
@@ -97,22 +98,22 @@ func TestEndToEnd(t *testing.T) {
 func TestEndToEndSubmissionRequiresAuth(t *testing.T) {
 	s, _ := newServer(t)
 	s.RequireAuth = true
-	c, _, err := Dial(testCtx(t), start(t, s), clientOpts(starttls.ModeRequired))
+	c, _, err := Dial(linetest.Ctx(t), start(t, s), clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	err = c.SendMail(testCtx(t), "a@b", []string{"c@d"}, []byte("x"))
+	err = c.SendMail(linetest.Ctx(t), "a@b", []string{"c@d"}, []byte("x"))
 	if !strings.Contains(fmt.Sprint(err), "530 5.7.0 Authentication required") || !errors.Is(err, ErrAuthRequired) {
 		t.Errorf("SendMail before AUTH = %v", err)
 	}
-	if err := c.Login(testCtx(t), "user", "wrong"); !errors.Is(err, ErrAuthFailed) {
+	if err := c.Login(linetest.Ctx(t), "user", "wrong"); !errors.Is(err, ErrAuthFailed) {
 		t.Errorf("Login = %v, want ErrAuthFailed", err)
 	}
-	if err := c.Login(testCtx(t), "user", "secret"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "user", "secret"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SendMail(testCtx(t), "a@b", []string{"c@d"}, []byte("x")); err != nil {
+	if err := c.SendMail(linetest.Ctx(t), "a@b", []string{"c@d"}, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -130,7 +131,7 @@ func TestPythonSmtplib(t *testing.T) {
 	host, port, _ := strings.Cut(addr, ":")
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pki().caPEM, 0o600); err != nil {
+	if err := os.WriteFile(ca, testCAPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	script := `
@@ -145,7 +146,7 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="py.test", timeo
     s.login("user", "secret")
     s.sendmail("py@test", ["rcpt@test"], "Subject: from python\r\n\r\n.hello\r\n")
 `
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	out, err := exec.CommandContext(ctx, py, "-c", script, host, port, ca).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)
@@ -168,10 +169,10 @@ func TestCurl(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	msg := filepath.Join(dir, "msg")
-	os.WriteFile(ca, pki().caPEM, 0o600)
+	os.WriteFile(ca, testCAPEM(t), 0o600)
 	os.WriteFile(msg, []byte("Subject: from curl\r\n\r\nhi\r\n"), 0o600)
 	_, port, _ := strings.Cut(addr, ":")
-	cmd := exec.CommandContext(testCtx(t), curl, "-sS", "--ssl-reqd", "--cacert", ca,
+	cmd := exec.CommandContext(linetest.Ctx(t), curl, "-sS", "--ssl-reqd", "--cacert", ca,
 		"--resolve", "localhost:"+port+":127.0.0.1",
 		"--user", "user:secret", "--mail-from", "curl@test", "--mail-rcpt", "rcpt@test",
 		"--upload-file", msg, "smtp://localhost:"+port+"/client.test")
@@ -201,8 +202,8 @@ func TestOpenSSLSClient(t *testing.T) {
 	s, _ := newServer(t)
 	addr := start(t, s)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, pki().caPEM, 0o600)
-	cmd := exec.CommandContext(testCtx(t), openssl, "s_client", "-starttls", "smtp", "-connect", addr,
+	os.WriteFile(ca, testCAPEM(t), 0o600)
+	cmd := exec.CommandContext(linetest.Ctx(t), openssl, "s_client", "-starttls", "smtp", "-connect", addr,
 		"-CAfile", ca, "-verify_return_error", "-verify_ip", "127.0.0.1", "-crlf", "-quiet", "-name", "client.test")
 	cmd.Stdin = strings.NewReader("EHLO client.test\nNOOP\nQUIT\n")
 	out, err := cmd.CombinedOutput()
@@ -225,7 +226,7 @@ func TestSwaks(t *testing.T) {
 	s, b := newServer(t)
 	s.RequireAuth = true
 	addr := start(t, s)
-	out, err := exec.CommandContext(testCtx(t), swaks, "--server", addr, "--tls",
+	out, err := exec.CommandContext(linetest.Ctx(t), swaks, "--server", addr, "--tls",
 		"--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret",
 		"--helo", "client.test", "--from", "swaks@test", "--to", "rcpt@test", "--body", "hi from swaks").CombinedOutput()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // Hostile server answers from SECURITY.md (PR-03, PR-04, PR-06, PR-08,
@@ -103,7 +104,7 @@ func FuzzClient(f *testing.F) {
 		f.Add([]byte(s), uint8(starttls.ModeRequired))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, mode uint8) {
-		opts := clientOpts(starttls.Mode(mode % 5))
+		opts := clientOpts(t, starttls.Mode(mode%5))
 		opts.MaxLines = 64
 		opts.InjectionWait = time.Millisecond
 		opts.ProbeInjection = mode&0x80 != 0
@@ -142,7 +143,7 @@ func FuzzServer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, flags uint8) {
 		s := &Server{Backend: &memBackend{}, LMTP: flags&1 != 0, RequireAuth: flags&2 != 0, MaxMessageBytes: 64, MaxRecipients: 3}
-		s.TLSConfig = pki().server
+		s.TLSConfig, _ = linetest.TLSPair(t)
 		s.AllowPlaintextLogin = flags&4 != 0
 		s.InsecureKeepPipelined = flags&8 != 0
 		s.MaxErrors = 1000

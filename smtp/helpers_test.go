@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,29 +15,17 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
-type testPKI struct {
-	server, client *tls.Config
-	caPEM          []byte
+// testCAPEM returns the CA certificate of linetest.TLSPair in PEM form (the
+// last certificate of the server's chain), for the tools' --ca files.
+func testCAPEM(t testing.TB) []byte {
+	t.Helper()
+	st, _ := linetest.TLSPair(t)
+	chain := st.Certificates[0].Certificate
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[len(chain)-1]})
 }
-
-var pki = sync.OnceValue(func() testPKI {
-	ca, err := certs.NewCA("smtp test CA")
-	if err != nil {
-		panic(err)
-	}
-	leaf, err := ca.Issue(certs.Leaf{Names: []string{"localhost", "127.0.0.1", "::1"}})
-	if err != nil {
-		panic(err)
-	}
-	return testPKI{
-		server: &tls.Config{Certificates: []tls.Certificate{leaf}},
-		client: &tls.Config{RootCAs: ca.Pool()},
-		caPEM:  ca.PEM(),
-	}
-})
 
 // memBackend records deliveries; its only user is "user" / "secret".
 type memBackend struct {
@@ -96,7 +85,7 @@ func (h failOnError) WithGroup(string) slog.Handler      { return h }
 func newServer(t testing.TB) (*Server, *memBackend) {
 	b := &memBackend{}
 	s := &Server{Backend: b}
-	s.TLSConfig = pki().server
+	s.TLSConfig, _ = linetest.TLSPair(t)
 	s.Hostname = "mx.test"
 	s.ReadTimeout = 5 * time.Second
 	s.Logger = slog.New(failOnError{t})
@@ -106,64 +95,23 @@ func newServer(t testing.TB) (*Server, *memBackend) {
 // start serves s on a loopback port and returns the address.
 func start(t testing.TB, s *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
-	t.Cleanup(func() { s.Close() })
-	return l.Addr().String()
+	return linetest.Serve(t, s.Serve, s.Close)
 }
 
-func clientOpts(mode starttls.Mode) *starttls.ClientOptions {
+func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{
 		Mode:      mode,
-		TLSConfig: pki().client,
+		TLSConfig: ct,
 		LocalName: "client.test",
 	}
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rawClient speaks to a server byte by byte.
-type rawClient struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dialRaw(t testing.TB, addr string) *rawClient {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { conn.Close() })
-	return &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-func (c *rawClient) write(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatalf("write %q: %v", s, err)
-	}
-}
-
 // reply reads one reply, all lines joined with "\n" without CRLF.
-func (c *rawClient) reply() string {
-	c.t.Helper()
+func reply(c *linetest.Raw) string {
 	var lines []string
 	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("reading reply after %q: %v", lines, err)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
+		l := c.Line()
 		lines = append(lines, l)
 		if len(l) < 4 || l[3] != '-' {
 			return strings.Join(lines, "\n")
@@ -171,46 +119,22 @@ func (c *rawClient) reply() string {
 	}
 }
 
-func (c *rawClient) cmd(line string) string {
-	c.t.Helper()
-	c.write(line + "\r\n")
-	return c.reply()
-}
-
 // expect sends line and checks that the reply starts with want.
-func (c *rawClient) expect(line, want string) string {
-	c.t.Helper()
-	got := c.cmd(line)
+func expect(t testing.TB, c *linetest.Raw, line, want string) string {
+	t.Helper()
+	c.Write(line + "\r\n")
+	got := reply(c)
 	if !strings.HasPrefix(got, want) {
-		c.t.Fatalf("%q → %q, want prefix %q", line, got, want)
+		t.Fatalf("%q → %q, want prefix %q", line, got, want)
 	}
 	return got
 }
 
-func (c *rawClient) startTLS() {
-	c.t.Helper()
-	c.expect("STARTTLS", "220 2.0.0 ")
-	cfg := pki().client.Clone()
-	cfg.ServerName = "localhost"
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("handshake: %v", err)
-	}
-	c.conn, c.r = tc, bufio.NewReader(tc)
-}
-
-// expectClosed checks that the server closes the connection without
-// sending anything more.
-func (c *rawClient) expectClosed() {
-	c.t.Helper()
-	b, err := io.ReadAll(c.r)
-	if len(b) > 0 {
-		c.t.Fatalf("server sent %q, want close", b)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		c.t.Fatalf("server did not close the connection")
-	}
+// startTLS sends STARTTLS and upgrades after the 220.
+func startTLS(t testing.TB, c *linetest.Raw) {
+	t.Helper()
+	expect(t, c, "STARTTLS", "220 2.0.0 ")
+	c.StartTLS()
 }
 
 // fakeStep is one step of a scripted server: send bytes, read one client
@@ -233,6 +157,7 @@ func Pause(d time.Duration) fakeStep { return fakeStep{pause: d} }
 // closes or two seconds pass.
 func fakeServer(t testing.TB, script ...fakeStep) (string, func() []string) {
 	t.Helper()
+	serverTLS, _ := linetest.TLSPair(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +190,7 @@ func fakeServer(t testing.TB, script ...fakeStep) (string, func() []string) {
 					return
 				}
 			case st.tls:
-				tc := tls.Server(conn, pki().server)
+				tc := tls.Server(conn, serverTLS)
 				if err := tc.Handshake(); err != nil {
 					got = append(got, "(handshake failed: "+err.Error()+")")
 					return

@@ -11,17 +11,18 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func TestServerDialog(t *testing.T) {
 	s, b := newServer(t)
 	s.MaxErrors = 20
-	c := dialRaw(t, start(t, s))
-	if g := c.reply(); g != "220 mx.test ESMTP ready" {
+	c := linetest.Dial(t, start(t, s))
+	if g := reply(c); g != "220 mx.test ESMTP ready" {
 		t.Fatalf("greeting %q", g)
 	}
-	c.expect("MAIL FROM:<a@b>", "503 5.5.1 ")
-	caps := c.expect("EHLO client.test", "250-mx.test\n")
+	expect(t, c, "MAIL FROM:<a@b>", "503 5.5.1 ")
+	caps := expect(t, c, "EHLO client.test", "250-mx.test\n")
 	if !strings.Contains(caps, "STARTTLS") || strings.Contains(caps, "AUTH") {
 		t.Errorf("pre-TLS EHLO = %q, want STARTTLS and no AUTH", caps)
 	}
@@ -30,34 +31,34 @@ func TestServerDialog(t *testing.T) {
 			t.Errorf("EHLO lacks %s: %q", want, caps)
 		}
 	}
-	c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "530 5.7.0 Must issue a STARTTLS command first")
-	c.expect("STARTTLS now", "501 5.5.4 ")
-	c.startTLS()
+	expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "530 5.7.0 Must issue a STARTTLS command first")
+	expect(t, c, "STARTTLS now", "501 5.5.4 ")
+	startTLS(t, c)
 	// RFC 3207 §4.2: the EHLO from before TLS is forgotten.
-	c.expect("MAIL FROM:<a@b>", "503 5.5.1 ")
-	caps = c.expect("EHLO client.test", "250-mx.test\n")
+	expect(t, c, "MAIL FROM:<a@b>", "503 5.5.1 ")
+	caps = expect(t, c, "EHLO client.test", "250-mx.test\n")
 	if strings.Contains(caps, "STARTTLS") || !strings.Contains(caps, "250 AUTH PLAIN LOGIN") {
 		t.Errorf("post-TLS EHLO = %q, want AUTH and no STARTTLS", caps)
 	}
-	c.expect("STARTTLS", "503 5.5.1 ")
-	c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "235 2.7.0 ")
-	c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "503 5.5.1 ")
-	c.expect("RCPT TO:<c@d>", "503 5.5.1 ")
-	c.expect("NOOP", "250 2.0.0 ")
-	c.expect("VRFY postmaster", "252 2.5.0 ")
-	c.expect("HELP", "214 2.0.0 ")
-	c.write("MAIL FROM:<a@b> SIZE=100 BODY=8BITMIME\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n") // PIPELINING
+	expect(t, c, "STARTTLS", "503 5.5.1 ")
+	expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "235 2.7.0 ")
+	expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "503 5.5.1 ")
+	expect(t, c, "RCPT TO:<c@d>", "503 5.5.1 ")
+	expect(t, c, "NOOP", "250 2.0.0 ")
+	expect(t, c, "VRFY postmaster", "252 2.5.0 ")
+	expect(t, c, "HELP", "214 2.0.0 ")
+	c.Write("MAIL FROM:<a@b> SIZE=100 BODY=8BITMIME\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n") // PIPELINING
 	for _, want := range []string{"250 2.1.0 ", "250 2.1.5 ", "250 2.1.5 ", "354 "} {
-		if got := c.reply(); !strings.HasPrefix(got, want) {
+		if got := reply(c); !strings.HasPrefix(got, want) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
-	c.expect("Subject: hi\r\n\r\n..dot\r\n.x\r\nend\r\n.", "250 2.0.0 ")
-	c.expect("MAIL FROM:<a@b> FOO=bar", "555 5.5.4 ")
-	c.expect("RSET", "250 2.0.0 ")
-	c.expect("FOO", "500 5.5.2 ")
-	c.expect("QUIT", "221 2.0.0 ")
-	c.expectClosed()
+	expect(t, c, "Subject: hi\r\n\r\n..dot\r\n.x\r\nend\r\n.", "250 2.0.0 ")
+	expect(t, c, "MAIL FROM:<a@b> FOO=bar", "555 5.5.4 ")
+	expect(t, c, "RSET", "250 2.0.0 ")
+	expect(t, c, "FOO", "500 5.5.2 ")
+	expect(t, c, "QUIT", "221 2.0.0 ")
+	c.ExpectEOF()
 	msgs := b.messages()
 	if len(msgs) != 1 || msgs[0].from != "a@b" || strings.Join(msgs[0].to, ",") != "c@d,e@f" ||
 		msgs[0].data != "Subject: hi\r\n\r\n.dot\r\nx\r\nend\r\n" {
@@ -87,12 +88,12 @@ func TestServerAuth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newServer(t)
-			c := dialRaw(t, start(t, s))
-			c.reply()
-			c.startTLS()
-			c.expect("EHLO x", "250")
+			c := linetest.Dial(t, start(t, s))
+			reply(c)
+			startTLS(t, c)
+			expect(t, c, "EHLO x", "250")
 			for i, l := range tt.lines {
-				c.expect(l, tt.want[i])
+				expect(t, c, l, tt.want[i])
 			}
 		})
 	}
@@ -101,11 +102,11 @@ func TestServerAuth(t *testing.T) {
 func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("server refuses plaintext AUTH", func(t *testing.T) {
 		s, b := newServer(t)
-		c := dialRaw(t, start(t, s))
-		c.reply()
-		c.expect("EHLO x", "250")
-		c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "530 5.7.0 Must issue a STARTTLS command first")
-		c.expect("AUTH LOGIN", "530 5.7.0 ")
+		c := linetest.Dial(t, start(t, s))
+		reply(c)
+		expect(t, c, "EHLO x", "250")
+		expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "530 5.7.0 Must issue a STARTTLS command first")
+		expect(t, c, "AUTH LOGIN", "530 5.7.0 ")
 		if len(b.logins) != 0 {
 			t.Errorf("backend saw logins %q", b.logins)
 		}
@@ -113,30 +114,30 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Run("server without TLS", func(t *testing.T) {
 		s, _ := newServer(t)
 		s.TLSConfig = nil
-		c := dialRaw(t, start(t, s))
-		c.reply()
-		if caps := c.expect("EHLO x", "250"); strings.Contains(caps, "AUTH") || strings.Contains(caps, "STARTTLS") {
+		c := linetest.Dial(t, start(t, s))
+		reply(c)
+		if caps := expect(t, c, "EHLO x", "250"); strings.Contains(caps, "AUTH") || strings.Contains(caps, "STARTTLS") {
 			t.Errorf("EHLO = %q", caps)
 		}
-		c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "538 5.7.11 ")
-		c.expect("STARTTLS", "502 5.5.1 ")
+		expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "538 5.7.11 ")
+		expect(t, c, "STARTTLS", "502 5.5.1 ")
 	})
 	t.Run("AllowPlaintextLogin", func(t *testing.T) {
 		s, _ := newServer(t)
 		s.AllowPlaintextLogin = true
-		c := dialRaw(t, start(t, s))
-		c.reply()
-		if caps := c.expect("EHLO x", "250"); !strings.Contains(caps, "AUTH PLAIN LOGIN") {
+		c := linetest.Dial(t, start(t, s))
+		reply(c)
+		if caps := expect(t, c, "EHLO x", "250"); !strings.Contains(caps, "AUTH PLAIN LOGIN") {
 			t.Errorf("EHLO = %q", caps)
 		}
-		c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "235 ")
+		expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "235 ")
 	})
 	t.Run("client refuses in plaintext", func(t *testing.T) {
 		s, b := newServer(t)
 		s.TLSConfig = nil
 		s.AllowPlaintextLogin = true
 		addr := start(t, s)
-		c, res, err := Dial(testCtx(t), addr, clientOpts(starttls.ModeOpportunistic))
+		c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		if res.Upgraded || len(res.AuthBefore) == 0 {
 			t.Fatalf("Result = %+v", res)
 		}
-		if err := c.Login(testCtx(t), "user", "secret"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+		if err := c.Login(linetest.Ctx(t), "user", "secret"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 			t.Errorf("Login = %v, want ErrFallbackForbidden", err)
 		}
 		if len(b.logins) != 0 {
@@ -155,12 +156,12 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		s, b := newServer(t)
 		s.TLSConfig = nil
 		s.AllowPlaintextLogin = true
-		c, _, err := Dial(testCtx(t), start(t, s), clientOpts(starttls.ModePlain))
+		c, _, err := Dial(linetest.Ctx(t), start(t, s), clientOpts(t, starttls.ModePlain))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if err := c.Login(testCtx(t), "user", "secret"); err != nil {
+		if err := c.Login(linetest.Ctx(t), "user", "secret"); err != nil {
 			t.Errorf("Login = %v", err)
 		}
 		if len(b.logins) != 1 {
@@ -172,18 +173,18 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 func TestServerRequireAuth(t *testing.T) {
 	s, b := newServer(t)
 	s.RequireAuth = true
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@b>", "530 5.7.0 Must issue a STARTTLS command first")
-	c.startTLS()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@b>", "530 5.7.0 Authentication required")
-	c.expect("AUTH PLAIN AHVzZXIAc2VjcmV0", "235")
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	c.expect("x\r\n.", "250")
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "530 5.7.0 Must issue a STARTTLS command first")
+	startTLS(t, c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "530 5.7.0 Authentication required")
+	expect(t, c, "AUTH PLAIN AHVzZXIAc2VjcmV0", "235")
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, "x\r\n.", "250")
 	if len(b.messages()) != 1 {
 		t.Errorf("messages %+v", b.messages())
 	}
@@ -192,44 +193,44 @@ func TestServerRequireAuth(t *testing.T) {
 func TestServerRefuseUpgrade(t *testing.T) {
 	s, _ := newServer(t)
 	s.RefuseUpgrade = true
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	if caps := c.expect("EHLO x", "250"); !strings.Contains(caps, "STARTTLS") {
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	if caps := expect(t, c, "EHLO x", "250"); !strings.Contains(caps, "STARTTLS") {
 		t.Errorf("EHLO = %q", caps)
 	}
-	c.expect("STARTTLS", "454 4.7.0 TLS not available due to temporary reason")
-	c.expect("NOOP", "250")
+	expect(t, c, "STARTTLS", "454 4.7.0 TLS not available due to temporary reason")
+	expect(t, c, "NOOP", "250")
 }
 
 // PR-05, SMTP smuggling (CVE-2023-51764): LF never changes boundaries.
 func TestServerBareLF(t *testing.T) {
 	s, b := newServer(t)
 	s.TLSConfig = nil
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.write("EHLO x\nNOOP\n")
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	c.Write("EHLO x\nNOOP\n")
 	for range 2 {
-		if got := c.reply(); !strings.HasPrefix(got, "500 5.5.2 ") {
+		if got := reply(c); !strings.HasPrefix(got, "500 5.5.2 ") {
 			t.Fatalf("got %q, want 500 5.5.2", got)
 		}
 	}
-	c.expect("MAIL FROM:<a@b>", "503 5.5.1 ") // EHLO was not executed
-	c = dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
+	expect(t, c, "MAIL FROM:<a@b>", "503 5.5.1 ") // EHLO was not executed
+	c = linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
 	// "\n.\n" and "\r\n.\n" must not end the message; the smuggled MAIL
 	// stays inside it; only CRLF.CRLF ends it, and the message is refused.
-	c.write("a\n.\nMAIL FROM:<evil@x>\r\n.\nRCPT TO:<victim@y>\r\nx\ry\r\n.\r\n")
-	if got := c.reply(); !strings.HasPrefix(got, "554 5.6.0 ") {
+	c.Write("a\n.\nMAIL FROM:<evil@x>\r\n.\nRCPT TO:<victim@y>\r\nx\ry\r\n.\r\n")
+	if got := reply(c); !strings.HasPrefix(got, "554 5.6.0 ") {
 		t.Fatalf("got %q, want 554 5.6.0", got)
 	}
-	c.expect("MAIL FROM:<a@b>", "250") // the session is still in step
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	c.expect("ok\r\n.", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "250") // the session is still in step
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, "ok\r\n.", "250")
 	if msgs := b.messages(); len(msgs) != 1 || msgs[0].data != "ok\r\n" {
 		t.Errorf("delivered %+v", msgs)
 	}
@@ -239,27 +240,27 @@ func TestServerSizeLimit(t *testing.T) {
 	s, b := newServer(t)
 	s.TLSConfig = nil
 	s.MaxMessageBytes = 100
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	if caps := c.expect("EHLO x", "250"); !strings.Contains(caps, "SIZE 100\n") {
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	if caps := expect(t, c, "EHLO x", "250"); !strings.Contains(caps, "SIZE 100\n") {
 		t.Errorf("EHLO = %q", caps)
 	}
-	c.expect("MAIL FROM:<a@b> SIZE=101", "552 5.3.4 ")
-	c.expect("MAIL FROM:<a@b> SIZE=100", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	c.expect(strings.Repeat("x", 98)+"\r\n.", "250") // exactly 100 bytes
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	c.expect(strings.Repeat("x", 99)+"\r\n.", "552 5.3.4 ")
-	c.expect("NOOP", "250")
+	expect(t, c, "MAIL FROM:<a@b> SIZE=101", "552 5.3.4 ")
+	expect(t, c, "MAIL FROM:<a@b> SIZE=100", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, strings.Repeat("x", 98)+"\r\n.", "250") // exactly 100 bytes
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, strings.Repeat("x", 99)+"\r\n.", "552 5.3.4 ")
+	expect(t, c, "NOOP", "250")
 	// Far past the limit the server stops reading.
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	go c.conn.Write([]byte(strings.Repeat("y", 2<<20)))
-	if got := c.reply(); !strings.HasPrefix(got, "552 5.3.4 ") {
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	go c.Conn().Write([]byte(strings.Repeat("y", 2<<20)))
+	if got := reply(c); !strings.HasPrefix(got, "552 5.3.4 ") {
 		t.Errorf("got %q", got)
 	}
 	if len(b.messages()) != 1 {
@@ -270,38 +271,38 @@ func TestServerSizeLimit(t *testing.T) {
 func TestServerMaxRecipients(t *testing.T) {
 	s, _ := newServer(t)
 	s.MaxRecipients = 2
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<>", "250")
-	c.expect("RCPT TO:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("RCPT TO:<e@f>", "452 4.5.3 ")
-	c.expect("RCPT TO:<>", "501 ")
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<>", "250")
+	expect(t, c, "RCPT TO:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "RCPT TO:<e@f>", "452 4.5.3 ")
+	expect(t, c, "RCPT TO:<>", "501 ")
 }
 
 func TestServerIdleTimeout(t *testing.T) {
 	s, _ := newServer(t)
 	s.ReadTimeout = 200 * time.Millisecond
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	if got := c.reply(); !strings.HasPrefix(got, "421 4.4.2 ") {
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	if got := reply(c); !strings.HasPrefix(got, "421 4.4.2 ") {
 		t.Errorf("got %q, want 421 4.4.2", got)
 	}
-	c.expectClosed()
+	c.ExpectEOF()
 }
 
 func TestServerTooManyErrors(t *testing.T) {
 	s, _ := newServer(t)
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("FOO", "500 5.5.2 ")
-	c.expect("BAR", "500 5.5.2 ")
-	c.expect("BAZ", "500 5.5.2 ")
-	if got := c.reply(); !strings.HasPrefix(got, "421 4.7.0 ") {
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "FOO", "500 5.5.2 ")
+	expect(t, c, "BAR", "500 5.5.2 ")
+	expect(t, c, "BAZ", "500 5.5.2 ")
+	if got := reply(c); !strings.HasPrefix(got, "421 4.7.0 ") {
 		t.Errorf("got %q, want 421", got)
 	}
-	c.expectClosed()
+	c.ExpectEOF()
 }
 
 func TestServerPanic(t *testing.T) {
@@ -309,31 +310,31 @@ func TestServerPanic(t *testing.T) {
 	s.TLSConfig = nil
 	s.Logger = nil // the panic is logged at error level
 	b.panic = true
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("DATA", "354")
-	c.expect("x\r\n.", "421 4.3.0 ")
-	c.expectClosed()
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, "x\r\n.", "421 4.3.0 ")
+	c.ExpectEOF()
 }
 
 func TestServerLMTP(t *testing.T) {
 	s, b := newServer(t)
 	s.LMTP = true
-	c := dialRaw(t, start(t, s))
-	if g := c.reply(); !strings.Contains(g, "LMTP") {
+	c := linetest.Dial(t, start(t, s))
+	if g := reply(c); !strings.Contains(g, "LMTP") {
 		t.Errorf("greeting %q", g)
 	}
-	c.expect("EHLO x", "500 ")
-	c.expect("LHLO x", "250-mx.test")
-	c.expect("MAIL FROM:<a@b>", "250")
-	c.expect("RCPT TO:<c@d>", "250")
-	c.expect("RCPT TO:<e@f>", "250")
-	c.expect("DATA", "354")
-	c.expect("x\r\n.", "250 2.0.0 ")
-	if got := c.reply(); !strings.HasPrefix(got, "250 2.0.0 ") {
+	expect(t, c, "EHLO x", "500 ")
+	expect(t, c, "LHLO x", "250-mx.test")
+	expect(t, c, "MAIL FROM:<a@b>", "250")
+	expect(t, c, "RCPT TO:<c@d>", "250")
+	expect(t, c, "RCPT TO:<e@f>", "250")
+	expect(t, c, "DATA", "354")
+	expect(t, c, "x\r\n.", "250 2.0.0 ")
+	if got := reply(c); !strings.HasPrefix(got, "250 2.0.0 ") {
 		t.Errorf("second LMTP reply %q", got)
 	}
 	if len(b.messages()) != 1 {
@@ -347,16 +348,17 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 	for _, injected := range []string{"NOOP\r\n", "RSET\r\n", "MAIL FROM:<attacker@evil>\r\n", "X"} {
 		t.Run(strings.TrimSpace(injected), func(t *testing.T) {
 			s, _ := newServer(t)
-			c := dialRaw(t, start(t, s))
-			c.reply()
-			c.expect("EHLO x", "250")
-			c.write("STARTTLS\r\n" + injected)
-			if got := c.reply(); !strings.HasPrefix(got, "220 ") {
+			c := linetest.Dial(t, start(t, s))
+			reply(c)
+			expect(t, c, "EHLO x", "250")
+			c.Write("STARTTLS\r\n" + injected)
+			if got := reply(c); !strings.HasPrefix(got, "220 ") {
 				t.Fatalf("got %q", got)
 			}
-			cfg := pki().client.Clone()
+			_, ct := linetest.TLSPair(t)
+			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			if err := tc.Handshake(); err == nil {
 				tc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 				buf := make([]byte, 100)
@@ -384,10 +386,10 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 			_, err = s.Handshake(context.Background(), conn)
 			errc <- err
 		}()
-		c := dialRaw(t, l.Addr().String())
-		c.reply()
-		c.write("STARTTLS\r\nNOOP\r\n")
-		c.reply()
+		c := linetest.Dial(t, l.Addr().String())
+		reply(c)
+		c.Write("STARTTLS\r\nNOOP\r\n")
+		reply(c)
 		if err := <-errc; !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 			t.Errorf("Handshake = %v, want ErrPlaintextAfterUpgrade", err)
 		}
@@ -398,19 +400,12 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("raw", func(t *testing.T) {
 		s, _ := newServer(t)
 		s.InsecureKeepPipelined = true
-		c := dialRaw(t, start(t, s))
-		c.reply()
-		c.write("STARTTLS\r\nNOOP\r\n")
-		c.reply()
-		cfg := pki().client.Clone()
-		cfg.ServerName = "localhost"
-		tc := tls.Client(c.conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		c.conn = tc
-		c.r.Reset(tc)
-		if got := c.reply(); !strings.HasPrefix(got, "250 2.0.0") {
+		c := linetest.Dial(t, start(t, s))
+		reply(c)
+		c.Write("STARTTLS\r\nNOOP\r\n")
+		reply(c)
+		c.StartTLS()
+		if got := reply(c); !strings.HasPrefix(got, "250 2.0.0") {
 			t.Errorf("first reply inside TLS %q, want the NOOP's 250 (the bug)", got)
 		}
 	})
@@ -422,10 +417,10 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		t.Run("probe/"+name, func(t *testing.T) {
 			s, _ := newServer(t)
 			s.InsecureKeepPipelined = insecure
-			opts := clientOpts(starttls.ModeRequired)
+			opts := clientOpts(t, starttls.ModeRequired)
 			opts.ProbeInjection = true
 			opts.InjectionWait = 300 * time.Millisecond
-			c, res, err := Dial(testCtx(t), start(t, s), opts)
+			c, res, err := Dial(linetest.Ctx(t), start(t, s), opts)
 			inj := res.Injection
 			if inj == nil || inj.Sent != "NOOP" {
 				t.Fatalf("Injection = %+v", inj)
@@ -450,17 +445,17 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 
 func TestLineTooLong(t *testing.T) {
 	s, _ := newServer(t)
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.write("EHLO " + strings.Repeat("a", 3000) + "\r\nMAIL FROM:<a@b>\r\n")
-	if got := c.reply(); !strings.HasPrefix(got, "500 5.5.2 Line too long") {
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	c.Write("EHLO " + strings.Repeat("a", 3000) + "\r\nMAIL FROM:<a@b>\r\n")
+	if got := reply(c); !strings.HasPrefix(got, "500 5.5.2 Line too long") {
 		t.Errorf("got %q", got)
 	}
-	c.expectClosed()
+	c.ExpectEOF()
 	// A 512-octet command line (RFC 5321 §4.5.3.1.4) is fine.
-	c = dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO "+strings.Repeat("a", 505), "250")
+	c = linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO "+strings.Repeat("a", 505), "250")
 }
 
 // PR-27: a ClientHello on the plaintext port gets a clear error and a close.
@@ -481,7 +476,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		errc <- s.ServeConn(context.Background(), conn)
 	}()
 	// Our own client in ModeImplicit against the plaintext port.
-	_, res, err := Dial(testCtx(t), l.Addr().String(), clientOpts(starttls.ModeImplicit))
+	_, res, err := Dial(linetest.Ctx(t), l.Addr().String(), clientOpts(t, starttls.ModeImplicit))
 	var he *starttls.HandshakeError
 	if !errors.As(err, &he) || res.Upgraded {
 		t.Errorf("client: %v, want a HandshakeError", err)
@@ -517,11 +512,11 @@ func TestServerHandshake(t *testing.T) {
 		tc, err := s.Handshake(context.Background(), conn)
 		done <- result{tc, err}
 	}()
-	c := dialRaw(t, l.Addr().String())
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@b>", "530 5.7.0 Must issue a STARTTLS command first")
-	c.startTLS()
+	c := linetest.Dial(t, l.Addr().String())
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "MAIL FROM:<a@b>", "530 5.7.0 Must issue a STARTTLS command first")
+	startTLS(t, c)
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -529,7 +524,7 @@ func TestServerHandshake(t *testing.T) {
 	defer r.tc.Close()
 	// The caller owns the TLS session now.
 	go r.tc.Write([]byte("220 relayed\r\n"))
-	if got := c.reply(); got != "220 relayed" {
+	if got := reply(c); got != "220 relayed" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -538,13 +533,13 @@ func TestServerHandshake(t *testing.T) {
 // plaintext answer.
 func TestServerPlaintextAfterGoAhead(t *testing.T) {
 	s, _ := newServer(t)
-	c := dialRaw(t, start(t, s))
-	c.reply()
-	c.expect("EHLO x", "250")
-	c.expect("STARTTLS", "220 ")
+	c := linetest.Dial(t, start(t, s))
+	reply(c)
+	expect(t, c, "EHLO x", "250")
+	expect(t, c, "STARTTLS", "220 ")
 	time.Sleep(50 * time.Millisecond) // not pipelined: a separate segment
-	c.write("EHLO x\r\nMAIL FROM:<a@b>\r\n")
-	b, _ := io.ReadAll(c.r)
+	c.Write("EHLO x\r\nMAIL FROM:<a@b>\r\n")
+	b, _ := io.ReadAll(c.Reader())
 	if strings.Contains(string(b), "250") || strings.Contains(string(b), "50") && strings.Contains(string(b), "\r\n") {
 		t.Errorf("server answered in plaintext after the go-ahead: %q", b)
 	}

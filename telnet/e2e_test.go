@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 func TestEndToEndModes(t *testing.T) {
 	t.Parallel()
 	addr := startServer(t, newServer(t))
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	implAddr := startServer(t, &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st, Implicit: true}, Backend: memBackend{}})
 	for _, tt := range []struct {
 		name string
@@ -29,7 +30,7 @@ func TestEndToEndModes(t *testing.T) {
 		{"implicit", implAddr, starttls.ModeImplicit},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			c, res, err := Dial(ctx, tt.addr, clientOpts(t, tt.mode))
 			if err != nil {
 				t.Fatalf("Dial: %v\n%s", err, transcript(res.Transcript))
@@ -67,7 +68,7 @@ func TestEndToEndModes(t *testing.T) {
 func TestPlainMode(t *testing.T) {
 	t.Parallel()
 	addr := startServer(t, newServer(t))
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestPlainMode(t *testing.T) {
 	if res.Upgraded || !res.Offered {
 		t.Fatalf("Upgraded %v Offered %v", res.Upgraded, res.Offered)
 	}
-	if err := c.Login(testCtx(t), "alice", "secret pw"); err == nil {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); err == nil {
 		t.Fatal("Login succeeded without TLS against a server that requires it")
 	}
 }
@@ -92,7 +93,7 @@ func TestClientBytes(t *testing.T) {
 		readN(r, 8)
 	})
 	o := clientOpts(t, starttls.ModeRequired)
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	Dial(ctx, addr, o)
 	b := <-got
 	want := "\xff\xfe\x01\xff\xfc\x18" + willStartTLS + followsMsg + "\x16\x03"
@@ -105,7 +106,7 @@ func TestClientBytes(t *testing.T) {
 // START_TLS after opts.Wait().
 func TestSilentServerClientAsks(t *testing.T) {
 	t.Parallel()
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	addr, _ := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		if string(readN(r, 3)) != willStartTLS {
 			return
@@ -120,7 +121,7 @@ func TestSilentServerClientAsks(t *testing.T) {
 			time.Sleep(time.Second)
 		}
 	})
-	_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil || !res.Upgraded || !res.Offered || !res.CapsReread {
 		t.Fatalf("err %v result %+v\n%s", err, res, transcript(res.Transcript))
 	}
@@ -141,7 +142,7 @@ func TestServerHandshake(t *testing.T) {
 		if err != nil {
 			return
 		}
-		tc, err := srv.Handshake(testCtx(t), conn)
+		tc, err := srv.Handshake(linetest.Ctx(t), conn)
 		if err != nil {
 			t.Errorf("Handshake: %v", err)
 			return
@@ -150,7 +151,7 @@ func TestServerHandshake(t *testing.T) {
 		tc.Write([]byte("relayed banner\r\nlogin: "))
 		time.Sleep(time.Second)
 	}()
-	c, res, err := Dial(testCtx(t), l.Addr().String(), clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), l.Addr().String(), clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,19 +12,15 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // rawNegotiate runs the plaintext START_TLS exchange by hand up to the
 // server's FOLLOWS.
 func rawNegotiate(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(testTimeout))
-	r := bufio.NewReader(c)
+	raw := linetest.Dial(t, addr)
+	c, r := raw.Conn(), raw.Reader()
 	if got := string(readN(r, 3)); got != doStartTLS {
 		t.Fatalf("server sent %q, want IAC DO START_TLS", got)
 	}
@@ -61,7 +57,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := clientOpts(t, starttls.ModeRequired)
 			o.ProbeInjection = true
-			c, res, err := Dial(testCtx(t), startServer(t, tt.srv), o)
+			c, res, err := Dial(linetest.Ctx(t), startServer(t, tt.srv), o)
 			if c != nil {
 				c.Close()
 			}
@@ -88,7 +84,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				readN(r, 3)
 				c.Write([]byte(followsMsg + extra))
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) || string(res.PlaintextAfterUpgrade) != extra {
 				t.Fatalf("err %v, PlaintextAfterUpgrade %q", err, res.PlaintextAfterUpgrade)
 			}
@@ -160,37 +156,30 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 	t.Parallel()
 	open := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true}, Backend: memBackend{}}
 	addr := startServer(t, open)
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeOpportunistic))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); !errors.Is(err, starttls.ErrFallbackForbidden) {
 		t.Fatalf("opportunistic Login without TLS: %v", err)
 	}
 	c.Close()
 	if !slices.Equal(res.AuthBefore, []string{"LOGIN"}) {
 		t.Errorf("AuthBefore %v, want [LOGIN]", res.AuthBefore)
 	}
-	c, _, err = Dial(testCtx(t), addr, clientOpts(t, starttls.ModePlain))
+	c, _, err = Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModePlain))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(testCtx(t), "alice", "secret pw"); err != nil {
+	if err := c.Login(linetest.Ctx(t), "alice", "secret pw"); err != nil {
 		t.Fatalf("plain Login with AllowPlaintextLogin: %v", err)
 	}
 	c.Close()
 
 	// The default server prompts for nothing before TLS and refuses text.
 	strict := startServer(t, newServer(t))
-	raw, r := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", strict)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(testTimeout))
-		return c, bufio.NewReader(c)
-	}()
+	strictRaw := linetest.Dial(t, strict)
+	raw, r := strictRaw.Conn(), strictRaw.Reader()
 	readN(r, 3)
 	raw.Write([]byte("alice\r\n"))
 	if s := readUntil(r, "first."); !strings.Contains(s, "negotiate START_TLS first") {
@@ -211,13 +200,13 @@ func TestLineTooLong(t *testing.T) {
 	addr, _ := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		c.Write([]byte(strings.Repeat("a", 20000)))
 	})
-	if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrLineTooLong) {
+	if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrLineTooLong) {
 		t.Errorf("client: %v, want ErrLineTooLong", err)
 	}
 	addr, _ = fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		c.Write([]byte("\xff\xfa\x18" + strings.Repeat("x", 1000)))
 	})
-	if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrProtocol) {
+	if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired)); !errors.Is(err, starttls.ErrProtocol) {
 		t.Errorf("client, SB without SE: %v, want ErrProtocol", err)
 	}
 
@@ -244,7 +233,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 	t.Parallel()
 	addr := startServer(t, newServer(t))
 	start := time.Now()
-	if _, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeImplicit)); err == nil {
+	if _, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeImplicit)); err == nil {
 		t.Fatal("implicit client against the START_TLS port succeeded")
 	}
 	if time.Since(start) > 3*time.Second {
@@ -267,7 +256,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // survive the upgrade.
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	t.Parallel()
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	addr, _ := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		c.Write([]byte(doStartTLS + "\xff\xfb\x01injected banner\r\nlogin: "))
 		readUntil(r, willStartTLS)
@@ -280,7 +269,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		tc.Write([]byte("\xff\xfd\x1fbanner over TLS\r\nWelcome, no login here\r\n"))
 		time.Sleep(time.Second)
 	})
-	c, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	c, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	if err != nil {
 		t.Fatal(err)
 	}

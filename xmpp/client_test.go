@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestClientTranscript checks the client's bytes exactly through a whole
 // c2s dialog: STARTTLS, SASL PLAIN, restart, bind, close.
 func TestClientTranscript(t *testing.T) {
-	srvTLS, _ := tlsPair(t)
+	srvTLS, _ := linetest.TLSPair(t)
 	const (
 		featBind  = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>"
 		authPlain = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldCBwdw==</auth>"
@@ -40,7 +41,7 @@ func TestClientTranscript(t *testing.T) {
 		overTLS = f.got.String()
 		f.drain()
 	})
-	ctx := testCtx(t)
+	ctx := linetest.Ctx(t)
 	tr := &starttls.Transcript{}
 	o := clientOpts(t, starttls.ModeRequired)
 	o.Transcript = tr
@@ -84,7 +85,7 @@ func TestServerToServerHeader(t *testing.T) {
 	})
 	o := clientOpts(t, starttls.ModeOpportunistic)
 	o.LocalName = "a.example"
-	c, res, err := DialServer(testCtx(t), addr, o)
+	c, res, err := DialServer(linetest.Ctx(t), addr, o)
 	if err != nil {
 		t.Fatal(err)
 	}

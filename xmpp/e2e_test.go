@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 // TestEndToEnd runs our client against our server in every mode, for c2s
@@ -53,7 +54,7 @@ func TestEndToEnd(t *testing.T) {
 				tt.setup(srv)
 			}
 			addr := startServer(t, srv)
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			tr := &starttls.Transcript{}
 			o := clientOpts(t, tt.mode)
 			o.Transcript = tr
@@ -155,7 +156,7 @@ func TestServerStreamErrors(t *testing.T) {
 				tt.setup(srv)
 			}
 			c := dialRaw(t, startServer(t, srv))
-			c.write(tt.send)
+			c.Write(tt.send)
 			got, _ := c.readAll()
 			if !strings.Contains(got, "<"+tt.want+" xmlns='"+NSStreamErr+"'/>") || !strings.HasSuffix(got, "</stream:stream>") {
 				t.Errorf("got %q, want stream error %s", got, tt.want)
@@ -171,7 +172,7 @@ func TestClientStreamError(t *testing.T) {
 		f.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='1' from='x' version='1.0'>" +
 			"<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example:5222</see-other-host><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>moved</text></stream:error></stream:stream>")
 	})
-	_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+	_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 	wait()
 	var se *StreamError
 	if !errors.As(err, &se) || se.Condition != "see-other-host" || se.Other != "other.example:5222" || se.Text != "moved" {

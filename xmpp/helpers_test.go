@@ -8,32 +8,14 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
-var (
-	tlsOnce              sync.Once
-	serverTLS, clientTLS *tls.Config
-	errTLSPair           error
-	testTimeout          = 10 * time.Second
-	errBadLogin          = errors.New("bad login")
-)
-
-// tlsPair returns a server and a client config that trust each other
-// (certificate for localhost, 127.0.0.1, ::1).
-func tlsPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	tlsOnce.Do(func() { serverTLS, clientTLS, errTLSPair = certs.TestPair() })
-	if errTLSPair != nil {
-		t.Fatal(errTLSPair)
-	}
-	return serverTLS, clientTLS
-}
+var errBadLogin = errors.New("bad login")
 
 // memBackend has one user "alice", password "secret pw".
 type memBackend struct{ panicOnLogin bool }
@@ -49,56 +31,31 @@ func (b *memBackend) Login(ctx context.Context, user, pass string) error {
 }
 
 func newServer(t testing.TB) *Server {
-	st, _ := tlsPair(t)
+	st, _ := linetest.TLSPair(t)
 	return &Server{ServerOptions: starttls.ServerOptions{TLSConfig: st, Hostname: "xmpp.test"}, Backend: &memBackend{}}
 }
 
+// startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return l.Addr().String()
+	return linetest.Serve(t, srv.Serve, srv.Close)
 }
 
 func clientOpts(t testing.TB, mode starttls.Mode) *starttls.ClientOptions {
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	return &starttls.ClientOptions{Mode: mode, TLSConfig: ct, ServerName: "localhost", InjectionWait: 300 * time.Millisecond}
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rawClient speaks bytes to a server.
+// rawClient speaks XMPP by hand to a server: linetest's raw client, read
+// by chunks since an XML stream has no lines.
 type rawClient struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
+	*linetest.Raw
+	t testing.TB
 }
 
 func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(testTimeout))
-	t.Cleanup(func() { c.Close() })
-	return &rawClient{t: t, conn: c, r: bufio.NewReader(c)}
-}
-
-func (c *rawClient) write(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
-	}
+	return &rawClient{Raw: linetest.Dial(t, addr), t: t}
 }
 
 // until reads until the text contains want and returns all of it.
@@ -107,7 +64,7 @@ func (c *rawClient) until(want string) string {
 	var b strings.Builder
 	buf := make([]byte, 4096)
 	for !strings.Contains(b.String(), want) {
-		n, err := c.r.Read(buf)
+		n, err := c.Reader().Read(buf)
 		b.Write(buf[:n])
 		if err != nil {
 			c.t.Fatalf("reading until %q: %v (got %q)", want, err, b.String())
@@ -118,7 +75,7 @@ func (c *rawClient) until(want string) string {
 
 // readAll reads until EOF or an error and returns what came.
 func (c *rawClient) readAll() (string, error) {
-	b, err := io.ReadAll(c.r)
+	b, err := io.ReadAll(c.Reader())
 	return string(b), err
 }
 
@@ -178,30 +135,12 @@ func (f *fake) drain() {
 // fakeServer runs script on the first connection to a new listener.
 func fakeServer(t testing.TB, script func(f *fake)) (addr string, wait func() *fake) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan *fake, 1)
-	go func() {
-		defer l.Close()
-		c, err := l.Accept()
-		if err != nil {
-			done <- &fake{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
-		f := &fake{t: t, conn: c, r: bufio.NewReader(c)}
+	var f *fake
+	addr, waitConn := linetest.FakeServer(t, func(lf *linetest.Fake) {
+		f = &fake{t: t, conn: lf.Conn(), r: bufio.NewReader(lf.Conn())}
 		script(f)
-		done <- f
-	}()
-	return l.Addr().String(), func() *fake { return <-done }
-}
-
-func isClosedErr(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "connection reset")
+	})
+	return addr, func() *fake { waitConn(); return f }
 }
 
 // trText renders a transcript for messages and searches.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const (
@@ -24,9 +25,9 @@ const (
 // upToStartTLS is the plaintext part of a raw session: header, features,
 // <starttls/> pipelined with more.
 func upToStartTLS(c *rawClient, pipelined string) {
-	c.write(testHeader)
+	c.Write(testHeader)
 	c.until("</stream:features>")
-	c.write(wantStartTL + pipelined)
+	c.Write(wantStartTL + pipelined)
 	c.until("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 }
 
@@ -45,10 +46,10 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 			srv.Backend = &memBackend{panicOnLogin: true} // never reached
 			c := dialRaw(t, startServer(t, srv))
 			upToStartTLS(c, pipelined)
-			_, ct := tlsPair(t)
+			_, ct := linetest.TLSPair(t)
 			cfg := ct.Clone()
 			cfg.ServerName = "localhost"
-			tc := tls.Client(c.conn, cfg)
+			tc := tls.Client(c.Conn(), cfg)
 			err := tc.Handshake()
 			if err == nil {
 				tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
@@ -59,7 +60,7 @@ func TestServerDiscardsPipelinedAfterUpgrade_CVE_2011_0411(t *testing.T) {
 				}
 				err = rerr
 			}
-			if err == nil || !isClosedErr(err) && !strings.Contains(err.Error(), "timeout") {
+			if err == nil || !linetest.IsClosed(err) && !strings.Contains(err.Error(), "timeout") {
 				t.Logf("handshake/read error: %v", err)
 			}
 		})
@@ -74,10 +75,10 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		srv.InsecureKeepPipelined = true
 		c := dialRaw(t, startServer(t, srv))
 		upToStartTLS(c, testHeader)
-		_, ct := tlsPair(t)
+		_, ct := linetest.TLSPair(t)
 		cfg := ct.Clone()
 		cfg.ServerName = "localhost"
-		tc := tls.Client(c.conn, cfg)
+		tc := tls.Client(c.Conn(), cfg)
 		if err := tc.Handshake(); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +103,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 			addr := startServer(t, srv)
 			o := clientOpts(t, starttls.ModeRequired)
 			o.ProbeInjection = true
-			c, res, err := Dial(testCtx(t), addr, o)
+			c, res, err := Dial(linetest.Ctx(t), addr, o)
 			if res.Injection == nil {
 				t.Fatalf("no probe result (err %v)", err)
 			}
@@ -123,7 +124,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 	t.Run("probe/silent safe server", func(t *testing.T) {
 		// A server that ignores the pipelined header (discards it, keeps
 		// the connection) is not vulnerable and the dialog goes on.
-		srvTLS, _ := tlsPair(t)
+		srvTLS, _ := linetest.TLSPair(t)
 		addr, wait := fakeServer(t, func(f *fake) {
 			f.expect(wantHeader)
 			f.send(srvHeader + featTLS)
@@ -139,7 +140,7 @@ func TestServerInsecureKeepPipelined(t *testing.T) {
 		})
 		o := clientOpts(t, starttls.ModeRequired)
 		o.ProbeInjection = true
-		c, res, err := Dial(testCtx(t), addr, o)
+		c, res, err := Dial(linetest.Ctx(t), addr, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 				f.send(proceed + tt.injected)
 				f.drain()
 			})
-			_, res, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, res, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			f := wait()
 			if !errors.Is(err, starttls.ErrPlaintextAfterUpgrade) {
 				t.Fatalf("err = %v, want ErrPlaintextAfterUpgrade", err)
@@ -186,7 +187,7 @@ func TestClientRejectsResponseInjection(t *testing.T) {
 // TestRequiredNeverFallsBack: ModeRequired fails, and sends nothing more,
 // when the upgrade is not offered, refused, fails, or the server is silent.
 func TestRequiredNeverFallsBack(t *testing.T) {
-	_, clientCfg := tlsPair(t)
+	_, clientCfg := linetest.TLSPair(t)
 	tests := []struct {
 		name     string
 		script   func(f *fake)
@@ -221,7 +222,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 				f.send(srvHeader + featTLS)
 				f.expect(wantStartTL)
 				f.send(proceed)
-				st, _ := tlsPair(t)
+				st, _ := linetest.TLSPair(t)
 				f.startTLS(st)
 				f.drain()
 			},
@@ -247,7 +248,7 @@ func TestRequiredNeverFallsBack(t *testing.T) {
 			} else {
 				o.TLSConfig = clientCfg
 			}
-			ctx := testCtx(t)
+			ctx := linetest.Ctx(t)
 			if tt.timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
@@ -285,7 +286,7 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 		srv.TLSConfig = nil
 		srv.AllowPlaintextLogin = true
 		addr := startServer(t, srv)
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		tr := &starttls.Transcript{}
 		o := clientOpts(t, starttls.ModeOpportunistic)
 		o.Transcript = tr
@@ -310,12 +311,12 @@ func TestNoCredentialsBeforeTLS(t *testing.T) {
 			srv := newServer(t)
 			srv.AllowPlaintextLogin = allow
 			c := dialRaw(t, startServer(t, srv))
-			c.write(testHeader)
+			c.Write(testHeader)
 			feats := c.until("</stream:features>")
 			if strings.Contains(feats, "<mechanisms") != allow || strings.Contains(feats, "<required/>") == allow {
 				t.Errorf("allow %v: features %q", allow, feats)
 			}
-			c.write(auth)
+			c.Write(auth)
 			got := c.until("/>")
 			if allow && !strings.Contains(got, "<success") {
 				t.Errorf("AllowPlaintextLogin: %q", got)
@@ -334,9 +335,9 @@ func TestLineTooLong(t *testing.T) {
 		srv := newServer(t)
 		srv.MaxLineLength = 1024
 		c := dialRaw(t, startServer(t, srv))
-		c.write(testHeader)
+		c.Write(testHeader)
 		c.until("</stream:features>")
-		c.write("<message>" + strings.Repeat("x", 2000) + "</message>")
+		c.Write("<message>" + strings.Repeat("x", 2000) + "</message>")
 		got, _ := c.readAll()
 		if !strings.Contains(got, "<policy-violation") {
 			t.Errorf("got %q", got)
@@ -353,7 +354,7 @@ func TestLineTooLong(t *testing.T) {
 				f.send(tt.send)
 				f.drain()
 			})
-			_, _, err := Dial(testCtx(t), addr, clientOpts(t, starttls.ModeRequired))
+			_, _, err := Dial(linetest.Ctx(t), addr, clientOpts(t, starttls.ModeRequired))
 			wait()
 			if !errors.Is(err, starttls.ErrLineTooLong) {
 				t.Fatalf("err = %v, want ErrLineTooLong", err)
@@ -380,7 +381,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		}
 		done <- srv.ServeConn(context.Background(), c)
 	}()
-	_, ct := tlsPair(t)
+	_, ct := linetest.TLSPair(t)
 	cfg := ct.Clone()
 	cfg.ServerName = "localhost"
 	conn, err := net.Dial("tcp", l.Addr().String())
@@ -388,7 +389,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(testTimeout))
+	conn.SetDeadline(time.Now().Add(linetest.Timeout))
 	if err := tls.Client(conn, cfg).Handshake(); err == nil {
 		t.Fatal("handshake succeeded on the plaintext port")
 	}
@@ -402,7 +403,7 @@ func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
 // survive.
 func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 	t.Run("fake", func(t *testing.T) {
-		srvTLS, _ := tlsPair(t)
+		srvTLS, _ := linetest.TLSPair(t)
 		addr, wait := fakeServer(t, func(f *fake) {
 			f.expect(wantHeader)
 			f.send(srvHeader + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>")
@@ -416,7 +417,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 			f.send(srvHeader + "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism></mechanisms><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>")
 			f.closeStream()
 		})
-		ctx := testCtx(t)
+		ctx := linetest.Ctx(t)
 		c, res, err := Dial(ctx, addr, clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
@@ -433,7 +434,7 @@ func TestCapabilitiesRereadAfterTLS(t *testing.T) {
 		}
 	})
 	t.Run("server", func(t *testing.T) {
-		c, res, err := Dial(testCtx(t), startServer(t, newServer(t)), clientOpts(t, starttls.ModeRequired))
+		c, res, err := Dial(linetest.Ctx(t), startServer(t, newServer(t)), clientOpts(t, starttls.ModeRequired))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/starttls/starttls/internal/linetest"
 )
 
 const authOK = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldCBwdw==</auth>"
@@ -16,15 +18,7 @@ const authOK = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'
 func tlsRaw(t *testing.T, c *rawClient) {
 	t.Helper()
 	upToStartTLS(c, "")
-	_, ct := tlsPair(t)
-	cfg := ct.Clone()
-	cfg.ServerName = "localhost"
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn = tc
-	c.r.Reset(tc)
+	c.StartTLS()
 }
 
 // TestServerSession walks a raw session through the server's states.
@@ -32,7 +26,7 @@ func TestServerSession(t *testing.T) {
 	t.Run("second STARTTLS refused, no starttls over TLS", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
 		tlsRaw(t, c)
-		c.write(testHeader)
+		c.Write(testHeader)
 		feats := c.until("</stream:features>")
 		if strings.Contains(feats, "starttls") || !strings.Contains(feats, "<mechanism>PLAIN</mechanism>") {
 			t.Errorf("features over TLS %q", feats)
@@ -40,7 +34,7 @@ func TestServerSession(t *testing.T) {
 		if !strings.Contains(feats, "id='") {
 			t.Errorf("no stream id: %q", feats)
 		}
-		c.write(wantStartTL)
+		c.Write(wantStartTL)
 		got, _ := c.readAll()
 		if !strings.HasPrefix(got, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") || !strings.HasSuffix(got, "</stream:stream>") {
 			t.Errorf("second STARTTLS: %q", got)
@@ -50,9 +44,9 @@ func TestServerSession(t *testing.T) {
 		srv := newServer(t)
 		srv.RefuseUpgrade = true
 		c := dialRaw(t, startServer(t, srv))
-		c.write(testHeader)
+		c.Write(testHeader)
 		c.until("</stream:features>")
-		c.write(wantStartTL)
+		c.Write(wantStartTL)
 		if got, _ := c.readAll(); got != "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>" {
 			t.Errorf("got %q", got)
 		}
@@ -60,25 +54,25 @@ func TestServerSession(t *testing.T) {
 	t.Run("login, bind, ping, close", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
 		tlsRaw(t, c)
-		c.write(testHeader)
+		c.Write(testHeader)
 		c.until("</stream:features>")
-		c.write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>")
+		c.Write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>")
 		c.until("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-		c.write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGFsaWNlAHNlY3JldCBwdw==</response>")
+		c.Write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGFsaWNlAHNlY3JldCBwdw==</response>")
 		c.until("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-		c.write(testHeader)
+		c.Write(testHeader)
 		if f := c.until("</stream:features>"); !strings.Contains(f, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>") || strings.Contains(f, "mechanisms") {
 			t.Errorf("features after SASL %q", f)
 		}
-		c.write("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a&lt;b</resource></bind></iq>")
+		c.Write("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a&lt;b</resource></bind></iq>")
 		if got := c.until("</iq>"); !strings.Contains(got, "<jid>alice@xmpp.test/a&lt;b</jid>") {
 			t.Errorf("bind: %q", got)
 		}
-		c.write("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>")
+		c.Write("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>")
 		if got := c.until("</iq>"); !strings.Contains(got, "<iq type='result' id='p1'") || !strings.Contains(got, "<service-unavailable") {
 			t.Errorf("ping/version: %q", got)
 		}
-		c.write("</stream:stream>")
+		c.Write("</stream:stream>")
 		if got, _ := c.readAll(); got != "</stream:stream>" {
 			t.Errorf("close: %q", got)
 		}
@@ -86,10 +80,10 @@ func TestServerSession(t *testing.T) {
 	t.Run("too many errors", func(t *testing.T) {
 		c := dialRaw(t, startServer(t, newServer(t)))
 		tlsRaw(t, c)
-		c.write(testHeader)
+		c.Write(testHeader)
 		c.until("</stream:features>")
 		bad := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>"
-		c.write(bad + bad + bad)
+		c.Write(bad + bad + bad)
 		got, _ := c.readAll()
 		if strings.Count(got, "<not-authorized/>") != 3 || !strings.Contains(got, "<policy-violation") {
 			t.Errorf("got %q", got)
@@ -100,9 +94,9 @@ func TestServerSession(t *testing.T) {
 		srv.Backend = &memBackend{panicOnLogin: true}
 		c := dialRaw(t, startServer(t, srv))
 		tlsRaw(t, c)
-		c.write(testHeader)
+		c.Write(testHeader)
 		c.until("</stream:features>")
-		c.write(authOK)
+		c.Write(authOK)
 		if got, _ := c.readAll(); !strings.Contains(got, "<internal-server-error") {
 			t.Errorf("got %q", got)
 		}
@@ -111,7 +105,7 @@ func TestServerSession(t *testing.T) {
 		srv := newServer(t)
 		srv.Domains = []string{"LocalHost"}
 		c := dialRaw(t, startServer(t, srv))
-		c.write(testHeader)
+		c.Write(testHeader)
 		if f := c.until("</stream:features>"); !strings.Contains(f, "starttls") {
 			t.Errorf("%q", f)
 		}
@@ -138,7 +132,7 @@ func TestServerHandshake(t *testing.T) {
 			done <- out{nil, err}
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), linetest.Timeout)
 		defer cancel()
 		tc, err := srv.Handshake(ctx, c)
 		done <- out{tc, err}
@@ -150,9 +144,9 @@ func TestServerHandshake(t *testing.T) {
 		t.Fatal(o.err)
 	}
 	defer o.tc.Close()
-	c.write(testHeader)
+	c.Write(testHeader)
 	buf := make([]byte, len(testHeader))
-	o.tc.SetDeadline(time.Now().Add(testTimeout))
+	o.tc.SetDeadline(time.Now().Add(linetest.Timeout))
 	if _, err := io.ReadFull(o.tc, buf); err != nil || string(buf) != testHeader {
 		t.Fatalf("over the handed-over conn: %q, %v", buf, err)
 	}
@@ -163,12 +157,12 @@ func TestServerShutdown(t *testing.T) {
 	srv := newServer(t)
 	addr := startServer(t, srv)
 	c := dialRaw(t, addr)
-	c.write(testHeader)
+	c.Write(testHeader)
 	c.until("</stream:features>")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	srv.Shutdown(ctx)
-	if got, err := c.readAll(); err != nil && !isClosedErr(err) {
+	if got, err := c.readAll(); err != nil && !linetest.IsClosed(err) {
 		t.Errorf("read after Shutdown: %q, %v", got, err)
 	}
 }

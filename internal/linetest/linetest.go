@@ -104,14 +104,18 @@ func (c *Raw) Write(s string) {
 	}
 }
 
-// Line reads one line and returns it without its CRLF (or LF).
+// Line reads one line and returns it without its CRLF. A line ending in
+// a bare LF fails the test: every server here must send CRLF.
 func (c *Raw) Line() string {
 	c.t.Helper()
 	l, err := c.r.ReadString('\n')
 	if err != nil {
 		c.t.Fatalf("read: %v (got %q)", err, l)
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(l, "\n"), "\r")
+	if !strings.HasSuffix(l, "\r\n") {
+		c.t.Fatalf("line %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
 }
 
 // Cmd sends s with CRLF and returns the first line of the answer.
@@ -205,6 +209,10 @@ type Fake struct {
 
 // Conn is the connection (the *tls.Conn after StartTLS).
 func (f *Fake) Conn() net.Conn { return f.conn }
+
+// Reader is the buffered reader over Conn (bytes read from it directly
+// are not recorded in Plain or TLS).
+func (f *Fake) Reader() *bufio.Reader { return f.r }
 
 // Plain is what the client sent before TLS.
 func (f *Fake) Plain() string { return f.plain.String() }
