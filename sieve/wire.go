@@ -189,16 +189,23 @@ func parseLiteralHead(s string) (n int, sync bool, err error) {
 
 // quote renders s as a quoted string, or fails when s cannot be one
 // (CR, LF, NUL, or longer than 1024 octets).
+// The escapers are built once: a Replacer builds a table on first use,
+// which dominated the allocations of a whole session when made per call.
+var (
+	quoteEscaper     = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	mustQuoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", " ", "\n", " ", "\x00", " ")
+)
+
 func quote(s string) (string, error) {
 	if strings.ContainsAny(s, "\r\n\x00") || len(s) > maxQuoted {
 		return "", errorf("string %q cannot be sent quoted", clip(s, 40))
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`, nil
+	return `"` + quoteEscaper.Replace(s) + `"`, nil
 }
 
 // mustQuote quotes strings the server itself produces (never CR, LF, NUL).
 func mustQuote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", " ", "\n", " ", "\x00", " ").Replace(s) + `"`
+	return `"` + mustQuoteEscaper.Replace(s) + `"`
 }
 
 // response is a parsed OK, NO or BYE line (RFC 5804 §4).
