@@ -31,6 +31,9 @@ var (
 	// ErrTLSOnPlaintextPort means the peer sent a TLS ClientHello where a
 	// plaintext command was expected.
 	ErrTLSOnPlaintextPort = errors.New("starttls: peer spoke TLS on a plaintext port")
+	// ErrIntercepted ends a client dialog whose ClientOptions.Intercept took
+	// the connection where TLS starts: the dialog stops there on purpose.
+	ErrIntercepted = errors.New("starttls: connection handed to the interceptor where TLS starts")
 )
 
 // HandshakeError is a failed TLS handshake after a successful upgrade

@@ -61,6 +61,14 @@ type ClientOptions struct {
 	// InjectionWait is how long the probe waits for an unsolicited answer;
 	// 0 means DefaultInjectionWait.
 	InjectionWait time.Duration
+	// Intercept, if set, is called instead of the TLS handshake with the
+	// raw connection at the moment TLS would start (after the server's
+	// go-ahead and the injection check, or at once for implicit TLS). The
+	// dialog then ends with an error wrapping ErrIntercepted (and
+	// Intercept's own error, if any). The TLS audit uses it to send
+	// hand-built ClientHellos through any protocol's upgrade. Intercept
+	// must not close conn; the dialog does.
+	Intercept func(ctx context.Context, conn net.Conn) error
 }
 
 // LineLimit returns the effective line limit.
@@ -173,6 +181,14 @@ func ServerNameFor(opts *ClientOptions, conn net.Conn) string {
 // connection. On failure it closes conn and returns a *HandshakeError that
 // keeps the TLS cause.
 func Handshake(ctx context.Context, conn net.Conn, opts *ClientOptions) (*tls.Conn, error) {
+	if opts != nil && opts.Intercept != nil {
+		err := opts.Intercept(ctx, conn)
+		conn.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrIntercepted, err)
+		}
+		return nil, ErrIntercepted
+	}
 	var base *tls.Config
 	if opts != nil {
 		base = opts.TLSConfig

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -107,4 +108,47 @@ func ExampleDial() {
 	// imap required true true TLS 1.3
 	// login before TLS: []
 	// login after TLS: [LOGIN PLAIN]
+}
+
+// TestInterceptEveryScheme: ClientOptions.Intercept receives the raw
+// connection where TLS starts, for every protocol, with the server's first
+// TLS bytes still to come (it sends none before the client's ClientHello),
+// and the dialog ends with ErrIntercepted.
+func TestInterceptEveryScheme(t *testing.T) {
+	l, err := lab.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, sc := range starttls.Schemes() {
+		t.Run(sc.Name, func(t *testing.T) {
+			ep, _ := l.Endpoint(sc.Name)
+			tg, err := starttls.ParseTarget(ep.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			calls := 0
+			var hsErr error
+			o := &dial.Options{Client: starttls.ClientOptions{Intercept: func(ctx context.Context, conn net.Conn) error {
+				calls++
+				// The interceptor owns the TLS start: a handshake of
+				// its own completes.
+				tc := tls.Client(conn, &tls.Config{RootCAs: l.CA.Pool(), ServerName: "127.0.0.1"})
+				hsErr = tc.HandshakeContext(ctx)
+				return nil
+			}}}
+			s, _, err := dial.Dial(ctx, tg, o)
+			if s != nil {
+				s.Close()
+			}
+			if !errors.Is(err, starttls.ErrIntercepted) {
+				t.Fatalf("Dial: %v, want ErrIntercepted", err)
+			}
+			if calls != 1 || hsErr != nil {
+				t.Fatalf("Intercept called %d times; its handshake: %v", calls, hsErr)
+			}
+		})
+	}
 }
