@@ -5,6 +5,9 @@ package check
 // without a row gets the generic text.
 type advice struct {
 	notOffered    string // enable the upgrade
+	versions      string // TLS 1.2 and later only
+	ciphers       string // strong suites only
+	order         string // server cipher order
 	authBeforeTLS string // hide login until TLS
 	injection     string // the CVE-2011-0411 class fix
 	// noLoginList: the protocol does not list login methods during the
@@ -81,8 +84,32 @@ var advices = map[string]advice{
 	"http": {notOffered: "answer Upgrade: TLS/1.0 with 101 Switching Protocols (RFC 2817), or serve https only"},
 }
 
+// serverSettings names the TLS settings of the usual server per protocol,
+// shared by several hints.
+var serverSettings = map[string][3]string{ // versions, ciphers, order
+	"smtp":     {"Postfix: smtpd_tls_protocols = >=TLSv1.2 and smtpd_tls_mandatory_protocols = >=TLSv1.2", "Postfix: smtpd_tls_ciphers = high, smtpd_tls_exclude_ciphers = aNULL, RC4, 3DES, MD5", "Postfix: tls_preempt_cipherlist = yes"},
+	"imap":     {"Dovecot: ssl_min_protocol = TLSv1.2", "Dovecot: ssl_cipher_list = HIGH:!aNULL:!3DES:!RC4", "Dovecot: ssl_prefer_server_ciphers = yes"},
+	"pop3":     {"Dovecot: ssl_min_protocol = TLSv1.2", "Dovecot: ssl_cipher_list = HIGH:!aNULL:!3DES:!RC4", "Dovecot: ssl_prefer_server_ciphers = yes"},
+	"sieve":    {"Dovecot: ssl_min_protocol = TLSv1.2", "Dovecot: ssl_cipher_list = HIGH:!aNULL:!3DES:!RC4", "Dovecot: ssl_prefer_server_ciphers = yes"},
+	"postgres": {"postgresql.conf: ssl_min_protocol_version = 'TLSv1.2'", "postgresql.conf: ssl_ciphers = 'HIGH:!aNULL:!3DES'", "postgresql.conf: ssl_prefer_server_ciphers = on"},
+	"ldap":     {"slapd: TLSProtocolMin 3.3", "slapd: TLSCipherSuite HIGH:!aNULL:!3DES", ""},
+	"ftp":      {"vsftpd: ssl_tlsv1 = NO (and OpenSSL's MinProtocol)", "vsftpd: ssl_ciphers = HIGH:!aNULL:!3DES", ""},
+}
+
 func adviceFor(protocol string) advice {
 	a := advices[protocol]
+	if st, ok := serverSettings[protocol]; ok {
+		a.versions, a.ciphers, a.order = st[0], st[1], st[2]
+	}
+	if a.versions == "" {
+		a.versions = "accept TLS 1.2 and 1.3 only"
+	}
+	if a.ciphers == "" {
+		a.ciphers = "accept only AEAD suites with ECDHE (and the TLS 1.3 suites)"
+	}
+	if a.order == "" {
+		a.order = "let the server choose the suite by its own order"
+	}
 	if a.notOffered == "" {
 		a.notOffered = "enable the upgrade to TLS with a certificate"
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dial"
+	"github.com/starttls/starttls/tlsscan"
 )
 
 // Options configure a check. The zero value checks against the system roots
@@ -42,6 +43,12 @@ type Options struct {
 	Now time.Time
 	// Transcript, if set, receives the dialog of the main connection live.
 	Transcript *starttls.Transcript
+	// Quick skips the enumeration of versions, suites and groups: one
+	// handshake, the foundation's check.
+	Quick bool
+	// MaxConns caps the enumeration's connections in flight to the
+	// server; 0 means tlsscan.DefaultMaxConns.
+	MaxConns int
 }
 
 // ExpiryWarning is how close to its expiry a certificate draws a warning.
@@ -127,8 +134,33 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 	if res.TLS != nil {
 		r.TLS = tlsInfo(res.TLS, serverName)
 		r.Cert = verify(res.TLS, serverName, o.Roots, now)
-		r.judgeTLS()
 		r.judgeCert(now)
+		r.judgeChain(res.TLS.PeerCertificates, res.TLS.OCSPResponse)
+		scanned := false
+		if !o.Quick {
+			// Every probe is a connection of its own, through the
+			// protocol's upgrade; the whole enumeration is bounded.
+			sctx, cancel := context.WithTimeout(ctx, 8*timeout)
+			st := time.Now()
+			sres, err := scan(sctx, t, dopts, serverName, timeout, o.MaxConns)
+			cancel()
+			if err != nil {
+				r.add(Info, "scan-incomplete", "the enumeration of versions and suites did not complete: "+err.Error(), "")
+			}
+			// A partial result still says what was learnt; what was
+			// not is null.
+			if sres != nil {
+				r.fillScan(sres, time.Since(st))
+				r.judgeScan()
+				scanned = true
+			}
+		}
+		if !scanned {
+			r.TLS.Versions = quickVersions(r.TLS.Version)
+			r.TLS.Ciphers = []tlsscan.Cipher{}
+			r.TLS.Groups = []string{}
+		}
+		r.judgeTLS(scanned)
 	}
 	if mode != starttls.ModeImplicit && dial.HasPlaintextAuthProbe(t.Scheme.Protocol) {
 		// The upgrade dialog could not show whether login works without
@@ -238,11 +270,15 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 	return res.TLS != nil
 }
 
-func (r *Report) judgeTLS() {
+// judgeTLS judges the negotiated session; the version only when the
+// enumeration did not run (it reports every accepted version).
+func (r *Report) judgeTLS(scanned bool) {
 	t := r.TLS
 	switch t.Version {
 	case "TLS 1.0", "TLS 1.1", "SSLv3":
-		r.add(Fail, "tls-version-obsolete", fmt.Sprintf("the server negotiated %s, which RFC 8996 deprecates", t.Version), "allow TLS 1.2 and 1.3 only (Postfix: smtpd_tls_protocols = >=TLSv1.2; Dovecot: ssl_min_protocol = TLSv1.2)")
+		if !scanned {
+			r.add(Fail, "tls-version-obsolete", fmt.Sprintf("the server negotiated %s, which RFC 8996 deprecates", t.Version), adviceFor(r.Protocol).versions)
+		}
 	}
 	if !t.ForwardSecrecy {
 		r.add(Warn, "no-forward-secrecy", fmt.Sprintf("cipher %s has no forward secrecy: recorded traffic can be decrypted once the server key leaks", t.Cipher), "prefer ECDHE cipher suites")

@@ -2,6 +2,8 @@ package check
 
 import (
 	"time"
+
+	"github.com/starttls/starttls/tlsscan"
 )
 
 // Severity ranks a finding.
@@ -87,13 +89,33 @@ type STARTTLSInfo struct {
 	OfferedAfterTLS bool `json:"offered_after_tls"`
 }
 
-// TLSInfo is what was negotiated.
+// TLSInfo is what was negotiated and, unless the check was quick, what
+// the server accepts.
 type TLSInfo struct {
 	Version        string `json:"version"`
 	Cipher         string `json:"cipher"`
 	ForwardSecrecy bool   `json:"forward_secrecy"`
 	ALPN           string `json:"alpn,omitempty"`
 	ServerName     string `json:"server_name"`
+
+	// Versions has the keys SSLv2, SSLv3, TLS1.0, TLS1.1, TLS1.2 and
+	// TLS1.3: true accepted, false refused, null not tested (--quick
+	// knows only the negotiated one).
+	Versions map[string]*bool `json:"versions"`
+	// Ciphers are the accepted suites per version, in the server's order
+	// when it has one.
+	Ciphers           []tlsscan.Cipher `json:"ciphers"`
+	ServerCipherOrder *bool            `json:"server_cipher_order"`
+	Groups            []string         `json:"groups"`
+	// DHBits is the smallest finite-field DH prime seen, 0 when none.
+	DHBits              int   `json:"dh_bits,omitempty"`
+	FallbackSCSV        *bool `json:"fallback_scsv"`
+	SecureRenegotiation *bool `json:"secure_renegotiation"`
+	Compression         *bool `json:"compression"`
+	SessionIDs          *bool `json:"session_ids"`
+	SessionTickets      *bool `json:"session_tickets"`
+	// Scan is null for a quick check.
+	Scan *ScanInfo `json:"scan"`
 }
 
 // CertInfo describes the server's certificate and its verification.
@@ -118,6 +140,12 @@ type CertInfo struct {
 	Expired    bool   `json:"expired"`
 	// Chain lists the presented certificates, leaf first.
 	Chain []ChainCert `json:"chain"`
+	// OCSPStapled: the server stapled an OCSP response; MustStaple: the
+	// certificate demands it (RFC 7633).
+	OCSPStapled bool     `json:"ocsp_stapled"`
+	MustStaple  bool     `json:"must_staple"`
+	OCSPServers []string `json:"ocsp_servers"`
+	CRLs        []string `json:"crls"`
 }
 
 // ChainCert is one presented certificate.

@@ -4,12 +4,34 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/starttls/starttls/tlsscan"
 )
 
 // WriteText writes the report for people: a verdict line, the facts, then
 // the findings with their fixes.
-func (r *Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "%s  (%s, mode %s)  %s\n", r.Target, r.Protocol, r.Mode, strings.ToUpper(verdictWord(r.Verdict)))
+func (r *Report) WriteText(w io.Writer) { r.WriteTextColor(w, false) }
+
+// ANSI colours for a terminal.
+const (
+	red    = "\x1b[31m"
+	yellow = "\x1b[33m"
+	green  = "\x1b[32m"
+	dim    = "\x1b[2m"
+	reset  = "\x1b[0m"
+)
+
+// WriteTextColor is WriteText with verdicts and severities in colour.
+func (r *Report) WriteTextColor(w io.Writer, color bool) {
+	paint := func(c, s string) string {
+		if !color {
+			return s
+		}
+		return c + s + reset
+	}
+	verdictColor := map[Verdict]string{Pass: green, Warns: yellow, Fails: red, Error: red}
+	sevColor := map[Severity]string{Fail: red, Warn: yellow, Info: dim}
+	fmt.Fprintf(w, "%s  (%s, mode %s)  %s\n", r.Target, r.Protocol, r.Mode, paint(verdictColor[r.Verdict], strings.ToUpper(verdictWord(r.Verdict))))
 	row := func(k, v string) { fmt.Fprintf(w, "  %-10s %s\n", k, v) }
 	if r.Verdict == Error {
 		row("Error", r.Error)
@@ -42,6 +64,7 @@ func (r *Report) WriteText(w io.Writer) {
 			fs = "NO forward secrecy"
 		}
 		row("Protocol", fmt.Sprintf("%s, %s, %s", t.Version, t.Cipher, fs))
+		r.writeScan(w, row)
 	}
 	if c := r.Cert; c != nil {
 		row("Cert", c.Subject)
@@ -57,6 +80,18 @@ func (r *Report) WriteText(w io.Writer) {
 			name = "name does NOT match " + r.TLS.ServerName
 		}
 		row("", trust+", "+name)
+		rev := "no OCSP responder or CRL named"
+		if len(c.OCSPServers)+len(c.CRLs) > 0 {
+			rev = "revocation via " + list(append(append([]string{}, c.OCSPServers...), c.CRLs...))
+		}
+		staple := "no OCSP staple"
+		if c.OCSPStapled {
+			staple = "OCSP stapled"
+		}
+		if c.MustStaple {
+			staple += " (must-staple)"
+		}
+		row("", staple+"; "+rev)
 	}
 	if !r.STARTTLS.Implicit {
 		after := list(r.Auth.AfterTLS)
@@ -83,7 +118,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  Findings\n")
 	for _, f := range r.Findings {
-		fmt.Fprintf(w, "    %-4s %-26s %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Message)
+		fmt.Fprintf(w, "    %s %-26s %s\n", paint(sevColor[f.Severity], fmt.Sprintf("%-4s", strings.ToUpper(string(f.Severity)))), f.ID, f.Message)
 		if f.Fix != "" {
 			fmt.Fprintf(w, "         %-26s fix: %s\n", "", f.Fix)
 		}
@@ -107,4 +142,78 @@ func list(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// writeScan writes what the enumeration found: versions, suites per
+// version, groups and the downgrade protections.
+func (r *Report) writeScan(w io.Writer, row func(k, v string)) {
+	t := r.TLS
+	var vs []string
+	for _, v := range tlsscan.Versions {
+		switch b := t.Versions[v]; {
+		case b == nil:
+			vs = append(vs, v+" ?")
+		case *b:
+			vs = append(vs, v+" yes")
+		default:
+			vs = append(vs, v+" no")
+		}
+	}
+	row("Versions", strings.Join(vs, ", "))
+	if t.Scan == nil {
+		row("", "(quick check: only the negotiated version is known)")
+		return
+	}
+	for _, v := range tlsscan.Versions {
+		var names []string
+		for _, c := range t.Ciphers {
+			if c.Version != v {
+				continue
+			}
+			var flags []string
+			if !c.ForwardSecrecy {
+				flags = append(flags, "no FS")
+			}
+			if !c.AEAD {
+				flags = append(flags, "not AEAD")
+			}
+			if c.Anonymous {
+				flags = append(flags, "ANONYMOUS")
+			}
+			if c.Obsolete {
+				flags = append(flags, "obsolete")
+			}
+			n := c.Name
+			if len(flags) > 0 {
+				n += " (" + strings.Join(flags, ", ") + ")"
+			}
+			names = append(names, n)
+		}
+		if len(names) > 0 {
+			row("Suites "+v, strings.Join(names, "\n"+strings.Repeat(" ", 13)))
+		}
+	}
+	order := "unknown"
+	if t.ServerCipherOrder != nil {
+		order = map[bool]string{true: "server's", false: "client's"}[*t.ServerCipherOrder]
+	}
+	row("Order", order)
+	g := list(t.Groups)
+	if t.DHBits > 0 {
+		g += fmt.Sprintf("; finite-field DH %d bits", t.DHBits)
+	}
+	row("Groups", g)
+	yn := func(b *bool, yes, no string) string {
+		switch {
+		case b == nil:
+			return "n/a"
+		case *b:
+			return yes
+		}
+		return no
+	}
+	row("Downgrade", fmt.Sprintf("fallback SCSV %s; renegotiation %s; compression %s",
+		yn(t.FallbackSCSV, "honoured", "IGNORED"), yn(t.SecureRenegotiation, "secure (RFC 5746)", "INSECURE"), yn(t.Compression, "ON (CRIME)", "off")))
+	row("Resumption", fmt.Sprintf("session ids %s, tickets %s", yn(t.SessionIDs, "yes", "no"), yn(t.SessionTickets, "yes", "no")))
+	row("Scan", fmt.Sprintf("%d connections in %.2fs", t.Scan.Connections, t.Scan.Seconds))
 }

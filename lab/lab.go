@@ -74,6 +74,15 @@ type variant struct {
 	apply func(o *starttls.ServerOptions, k *keys) error
 }
 
+// strongSuites are the TLS 1.2 suites of a correct lab endpoint: ECDHE
+// with AEAD only, what `starttls check` expects of a well-configured
+// server (TLS 1.3 suites are not configurable in Go and all strong).
+var strongSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // keys are the certificates the variants choose from.
 type keys struct {
 	good, selfSigned, expired, wrongName tls.Certificate
@@ -264,7 +273,7 @@ func Start(o *Options) (lab *Lab, err error) {
 		}
 		for _, v := range vs {
 			so := starttls.ServerOptions{
-				TLSConfig:   &tls.Config{Certificates: []tls.Certificate{k.good}, MinVersion: tls.VersionTLS12},
+				TLSConfig:   &tls.Config{Certificates: []tls.Certificate{k.good}, MinVersion: tls.VersionTLS12, CipherSuites: strongSuites},
 				Implicit:    sc.Implicit,
 				Hostname:    "lab.starttls.test",
 				ReadTimeout: time.Minute,

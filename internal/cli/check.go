@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +23,9 @@ func runCheck(e *env, args []string) int {
 	trace := fs.Bool("trace", false, "print the plaintext dialog as it happens (stderr)")
 	noInjection := fs.Bool("no-injection", false, "skip the STARTTLS command-injection probe (one extra connection)")
 	withLab := fs.Bool("lab", false, "start the built-in lab and check every endpoint against what it expects")
+	quick := fs.Bool("quick", false, "one handshake only: skip the enumeration of versions, cipher suites and groups")
+	maxConns := fs.Int("max-conns", 0, "enumeration connections in flight per server (default 4)")
+	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -34,10 +39,14 @@ func runCheck(e *env, args []string) int {
 			fmt.Fprintln(e.stderr, "starttls check: --lab takes no URL")
 			return exitCantRun
 		}
-		return checkLab(e, &cf, *asJSON, *noInjection)
+		return checkLab(e, &cf, *asJSON, *noInjection, *quick, *maxConns)
 	}
 	if len(pos) == 0 {
 		fmt.Fprintln(e.stderr, "starttls check: no target (give a URL such as smtp://mx.example.org, or --lab)")
+		return exitCantRun
+	}
+	if *maxConns < 0 || *maxConns > 64 {
+		fmt.Fprintln(e.stderr, "starttls check: --max-conns must be between 1 and 64")
 		return exitCantRun
 	}
 	var targets []*starttls.Target
@@ -57,8 +66,18 @@ func runCheck(e *env, args []string) int {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	worst := exitOK
+	var reports []*check.Report
+	defer func() {
+		if *htmlFile == "" {
+			return
+		}
+		if err := writeHTML(*htmlFile, reports); err != nil {
+			fmt.Fprintln(e.stderr, "starttls check:", err)
+			worst = exitCantRun
+		}
+	}()
 	for i, t := range targets {
-		o := &check.Options{Roots: roots, ServerName: cf.serverName, LocalName: cf.ehlo, Source: cf.source, Timeout: cf.timeout, SkipInjection: *noInjection}
+		o := &check.Options{Roots: roots, ServerName: cf.serverName, LocalName: cf.ehlo, Source: cf.source, Timeout: cf.timeout, SkipInjection: *noInjection, Quick: *quick, MaxConns: *maxConns}
 		if *trace {
 			o.Transcript = &starttls.Transcript{Live: e.stderr}
 		}
@@ -73,8 +92,9 @@ func runCheck(e *env, args []string) int {
 			if i > 0 {
 				fmt.Fprintln(e.stdout)
 			}
-			r.WriteText(e.stdout)
+			r.WriteTextColor(e.stdout, useColor(e.stdout))
 		}
+		reports = append(reports, r)
 		if r.Verdict == check.Error {
 			fmt.Fprintf(e.stderr, "starttls check: %s: %s\n", t, r.Error)
 		}
@@ -85,7 +105,7 @@ func runCheck(e *env, args []string) int {
 
 // checkLab starts the lab, checks every endpoint concurrently and compares
 // the findings with what each endpoint expects.
-func checkLab(e *env, cf *clientFlags, asJSON, noInjection bool) int {
+func checkLab(e *env, cf *clientFlags, asJSON, noInjection, quick bool, maxConns int) int {
 	l, err := lab.Start(&lab.Options{})
 	if err != nil {
 		fmt.Fprintln(e.stderr, "starttls check:", err)
@@ -108,7 +128,7 @@ func checkLab(e *env, cf *clientFlags, asJSON, noInjection bool) int {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			reports[i] = check.Run(ctx, t, &check.Options{Roots: l.CA.Pool(), LocalName: cf.ehlo, Timeout: cf.timeout, SkipInjection: noInjection})
+			reports[i] = check.Run(ctx, t, &check.Options{Roots: l.CA.Pool(), LocalName: cf.ehlo, Timeout: cf.timeout, SkipInjection: noInjection, Quick: quick, MaxConns: maxConns})
 		}()
 	}
 	wg.Wait()
@@ -152,9 +172,10 @@ func checkLab(e *env, cf *clientFlags, asJSON, noInjection bool) int {
 		}
 		return exitOK
 	}
+	color := useColor(e.stdout)
 	for i, r := range reports {
 		fmt.Fprintf(e.stdout, "── %s: %s\n", l.Endpoints[i].Name, l.Endpoints[i].About)
-		r.WriteText(e.stdout)
+		r.WriteTextColor(e.stdout, color)
 		fmt.Fprintln(e.stdout)
 	}
 	fmt.Fprintf(e.stdout, "Summary: %d lab endpoints (CA %s)\n\n", len(rows), l.CAFile)
@@ -186,4 +207,26 @@ func ids(r *check.Report) []string {
 		}
 	}
 	return out
+}
+
+// useColor: colour only on a terminal, and never with NO_COLOR set
+// (no-color.org).
+func useColor(w io.Writer) bool {
+	if _, ok := os.LookupEnv("NO_COLOR"); ok {
+		return false
+	}
+	return isTerminal(w)
+}
+
+// writeHTML writes the reports as one self-contained page.
+func writeHTML(path string, reports []*check.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := check.WriteHTML(f, reports); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
