@@ -141,7 +141,15 @@ func (r *Report) judgeScan() {
 		}
 	}
 	if len(anon) > 0 {
-		r.add(Fail, "cipher-anonymous", fmt.Sprintf("the server accepts %d anonymous suites (no server authentication: an active attacker needs no certificate): %s", len(anon), short(anon)), adviceFor(r.Protocol).ciphers)
+		// Between MX hosts on port 25 TLS is opportunistic and mostly
+		// unauthenticated (RFC 7435), and Postfix offers anonymous suites
+		// there by default: a client that verifies never picks them. On
+		// every other port they let an attacker in without a certificate.
+		sev, why := Fail, "no server authentication: an active attacker needs no certificate"
+		if strings.HasPrefix(r.Target, "smtp://") {
+			sev, why = Warn, "no server authentication; tolerable for opportunistic MX-to-MX TLS, where clients that verify never pick them"
+		}
+		r.add(sev, "cipher-anonymous", fmt.Sprintf("the server accepts %d anonymous suites (%s): %s", len(anon), why, short(anon)), adviceFor(r.Protocol).ciphers)
 	}
 	if len(broken) > 0 {
 		r.add(Fail, "cipher-obsolete", fmt.Sprintf("the server accepts %d broken suites (NULL, EXPORT, RC4, DES, 3DES or MD5): %s", len(broken), short(broken)), adviceFor(r.Protocol).ciphers)

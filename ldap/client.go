@@ -130,6 +130,27 @@ func (c *Client) dialog(ctx context.Context) error {
 // startTLS sends the StartTLS extended request (RFC 4511 §4.14.1), checks
 // for response injection, does the handshake and reads the root DSE again.
 func (c *Client) startTLS(ctx context.Context) error {
+	// slapd may still count the root DSE search as outstanding for a
+	// moment after sending its last response, and then refuses StartTLS
+	// with operationsError (RFC 4513 §3.1.1). Nothing is outstanding on
+	// our side (we read every response), so a short pause and one more
+	// try is right; with the injection probe the refusal is the answer.
+	for attempt := 0; ; attempt++ {
+		err := c.startTLSOnce(ctx)
+		var re *ResultError
+		if attempt >= 2 || c.opts.ProbeInjection || !errors.As(err, &re) || re.Code != ResultOperationsError {
+			return err
+		}
+		c.w.note("StartTLS refused with operationsError while nothing is outstanding; trying again")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) startTLSOnce(ctx context.Context) error {
 	id := c.nextID()
 	req := "ExtendedRequest " + StartTLSOID + " (StartTLS)"
 	var probe *starttls.InjectionProbe
