@@ -4,7 +4,7 @@ BIN         := bin/starttls
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test lint demo interop fuzz bench bench-peers clean
+.PHONY: all build test lint demo interop fuzz bench bench-peers bench-audit clean
 
 all: build
 
@@ -46,6 +46,11 @@ bench:
 # lab, side by side (installs them from Debian's packages as root; ~1.5 min).
 bench-peers:
 	bash scripts/bench.sh
+
+# The TLS audit (check) against testssl.sh --full and sslscan on one real
+# Postfix (interop module "audit"): time, CPU, connections, findings.
+bench-audit:
+	bash scripts/bench-audit.sh
 
 clean:
 	rm -rf bin
