@@ -131,6 +131,13 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 			}
 		}
 	}
+	// The injection probe mostly waits (for an answer a safe server never
+	// sends): it runs on its own connection while the enumeration works.
+	var injection chan *InjectionInfo
+	if mode != starttls.ModeImplicit && res.Upgraded && !o.SkipInjection {
+		injection = make(chan *InjectionInfo, 1)
+		go func() { injection <- probeInjection(ctx, t, dopts, timeout, o.InjectionWait) }()
+	}
 	if res.TLS != nil {
 		r.TLS = tlsInfo(res.TLS, serverName)
 		r.Cert = verify(res.TLS, serverName, o.Roots, now)
@@ -182,8 +189,8 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 	}
 	r.judgeAuthAndCaps(res, mode)
 
-	if mode != starttls.ModeImplicit && res.Upgraded && !o.SkipInjection {
-		r.Injection = probeInjection(ctx, t, dopts, timeout, o.InjectionWait)
+	if injection != nil {
+		r.Injection = <-injection
 		if r.Injection.Vulnerable {
 			r.add(Fail, "command-injection", fmt.Sprintf("the server executed a command pipelined in plaintext after the upgrade command, inside TLS (CVE-2011-0411 class): sent %q, got %q", r.Injection.Sent, r.Injection.Reply),
 				adviceFor(t.Scheme.Protocol).injection)
