@@ -5,8 +5,8 @@ package interop
 // Module "http": real HTTPS clients (curl, Python's http.client) against
 // the lab's https endpoint, and `starttls check` against the lab's
 // http-upgrade endpoints (RFC 2817). The module starts no server: no
-// Debian web server is set up for the RFC 2817 upgrade here (Apache's
-// mod_ssl "SSLEngine optional" could be; see scripts/interop/modules/http.sh).
+// Debian web server does the RFC 2817 upgrade any more (Apache removed it
+// in 2.4.64, CVE-2025-49812; see scripts/interop/modules/http.sh).
 
 import (
 	"net"

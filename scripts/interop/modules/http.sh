@@ -2,10 +2,11 @@
 # is tested against our lab only, with `starttls check`; https is tested
 # with real clients, curl and Python's http.client, against the lab. curl
 # and python3 are in the script's base packages, so the module installs
-# nothing. (Apache httpd's mod_ssl implements RFC 2817 with "SSLEngine
-# optional" — upgrade_connection() in ssl_engine_kernel.c sends "101
-# Switching Protocols / Upgrade: TLS/1.0, HTTP/1.1" — so Debian's apache2
-# could become this module's real server; nginx and lighttpd cannot.)
+# nothing. No Debian web server does the RFC 2817 upgrade any more:
+# Apache's mod_ssl dropped "SSLEngine optional" in 2.4.64 (CVE-2025-49812,
+# an HTTP desynchronisation through the upgrade; Debian 12 ships 2.4.71,
+# which logs AH10510 and answers the upgrade request with a plain 200), and
+# nginx and lighttpd never had it.
 # No http_packages or http_ports: scripts/interop.sh's module_list turns
 # an empty array into one empty name.
 MODULES+=(http)
@@ -16,5 +17,5 @@ http_sections=(
 http_start() { :; }
 
 http_versions() {
-	echo "no HTTP server (the lab only; apache2 mod_ssl could be one); clients: $(curl --version | head -n1 | cut -d' ' -f1-2), $(/usr/bin/python3 --version) http.client"
+	echo "no HTTP server does RFC 2817 (Apache removed it in 2.4.64, CVE-2025-49812); clients: $(curl --version | head -n1 | cut -d' ' -f1-2), $(/usr/bin/python3 --version) http.client"
 }
