@@ -271,39 +271,21 @@ func (c *Client) startTLS(ctx context.Context) error {
 		return nil
 	}
 
-	// Upgrade rule 1: nothing may follow the go-ahead in plaintext.
-	if probe != nil {
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after AUTH TLS (answer to the probe?), discarded", len(b)))
+	// Upgrade rules 1 and 2: nothing may follow the go-ahead in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "AUTH TLS", "AUTH TLS")
+	if err != nil {
+		// A server that answers the handshake in plaintext because it fed
+		// the pipelined bytes to its TLS stack and failed (vsftpd: "500
+		// OOPS: … wrong version number") did not execute them inside TLS:
+		// safe, like one that closes the connection.
+		var rh tls.RecordHeaderError
+		if probe != nil && !probe.Closed && errors.As(err, &rh) {
+			probe.Closed, probe.Err = true, ""
+			c.tc.Note("injection probe: the server answered the handshake in plaintext and closed (pipelined bytes rejected)")
 		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			// A server that closes the connection, or answers in plaintext
-			// because it fed the pipelined bytes to its TLS stack and
-			// failed (vsftpd: "500 OOPS: … wrong version number"), did
-			// not execute them inside TLS: safe.
-			var rh tls.RecordHeaderError
-			switch {
-			case textline.IsClosed(err):
-				probe.Closed = true
-			case errors.As(err, &rh):
-				probe.Closed = true
-				c.tc.Note("injection probe: the server answered the handshake in plaintext and closed (pipelined bytes rejected)")
-			default:
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("AUTH TLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	// Upgrade rule 3: forget what the server said before TLS.
 	c.feats, c.featOK = nil, false
 	if probe != nil {
@@ -372,34 +354,15 @@ func (c *Client) DataProtected() bool { return c.prot }
 // server that executed the pipelined FEAT inside TLS answers it now
 // (CVE-2011-0411).
 func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) error {
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	rep, err := c.readReply()
-	if err == nil || len(rep.Lines) > 0 {
-		probe.Vulnerable = true
-		probe.Reply = replyText(rep)
-		c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
-	}
-	c.restoreDeadline(ctx)
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil // silence: not vulnerable
-	case textline.IsClosed(err):
-		probe.Closed = true
-		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
-	default:
-		probe.Err = err.Error()
+	return c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), probe, textline.IsClosed, func() error {
+		rep, err := c.readReply()
+		if err == nil || len(rep.Lines) > 0 {
+			probe.Vulnerable = true
+			probe.Reply = replyText(rep)
+			c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
+		}
 		return err
-	}
+	})
 }
 
 func (c *Client) restoreDeadline(ctx context.Context) {

@@ -204,30 +204,12 @@ func (c *Client) dialog(ctx context.Context) error {
 		return starttls.ProtocolError("http", "101 Switching Protocols without \"Upgrade: TLS/1.0\" (Upgrade: %q)", resp.h.get("Upgrade"))
 	}
 
-	// Upgrade rule 1: nothing may follow the 101 in plaintext.
-	if probe != nil {
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after the 101 (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2: nothing may follow the 101 in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.tlsOptions(), c.res, probe, "upgrade", "the 101")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.tlsOptions())
-	if err != nil {
-		if probe != nil {
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("upgrade: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 
 	// RFC 2817 §3.3: the server now answers the OPTIONS request over TLS.
 	opt, err := readResponse(c.tc, c.opts.LinesLimit())

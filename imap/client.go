@@ -238,35 +238,13 @@ func (c *Client) startTLS(ctx context.Context) error {
 		return nil
 	}
 
-	// Upgrade rule 1 (RFC 2595 §3.1: TLS begins right after the CRLF of
-	// the tagged OK): nothing may follow in plaintext.
-	if probe != nil {
-		// The server may have answered the probe in plaintext before the
-		// handshake: not response injection, and not trusted.
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = "(in plaintext, before TLS; discarded) " + starttls.Escape(string(b))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after STARTTLS (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2 (RFC 2595 §3.1: TLS begins right after the CRLF
+	// of the tagged OK): nothing may follow in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "STARTTLS", "STARTTLS")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			// A server that closes the connection on pipelined plaintext
-			// is safe; any other handshake failure leaves the probe open.
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("STARTTLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	// Upgrade rule 3 (RFC 3501 §6.2.1, CL-13, CL-17): forget everything the
 	// server said before, including capabilities in the tagged OK.
 	c.caps, c.capsOK, c.bye = nil, false, nil

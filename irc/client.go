@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -300,30 +299,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 		}
 	}
 
-	// Upgrade rule 1: nothing may follow the go-ahead in plaintext.
-	if probe != nil {
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after 670 (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2: nothing may follow the go-ahead in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "STARTTLS", "670")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("STARTTLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	// Upgrade rule 3: forget what the server said before.
 	c.caps, c.capOK = nil, false
 
@@ -391,49 +372,30 @@ func (c *Client) afterTLSCaps() {
 // server that executed the pipelined CAP LS inside TLS answers it now
 // (CVE-2011-0411).
 func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) error {
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	var reply []string
-	var err error
-	for len(reply) < c.opts.LinesLimit() {
-		var line string
-		line, err = c.tc.ReadLine()
-		if err != nil {
-			break
+	return c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), probe, nil, func() error {
+		var reply []string
+		var err error
+		for len(reply) < c.opts.LinesLimit() {
+			var line string
+			line, err = c.tc.ReadLine()
+			if err != nil {
+				break
+			}
+			reply = append(reply, line)
+			m, perr := ParseMessage(line)
+			if perr == nil && m.Command == "CAP" && strings.EqualFold(m.Param(1), "LS") &&
+				!(len(m.Params) >= 4 && m.Params[2] == "*") {
+				break // the whole answer to the probe
+			}
 		}
-		reply = append(reply, line)
-		m, perr := ParseMessage(line)
-		if perr == nil && m.Command == "CAP" && strings.EqualFold(m.Param(1), "LS") &&
-			!(len(m.Params) >= 4 && m.Params[2] == "*") {
-			break // the whole answer to the probe
+		if len(reply) > 0 {
+			probe.Vulnerable = true
+			probe.Reply = strings.Join(reply, "\n")
+			c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
+			return nil
 		}
-	}
-	if len(reply) > 0 {
-		probe.Vulnerable = true
-		probe.Reply = strings.Join(reply, "\n")
-		c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
-		err = nil
-	}
-	restoreDeadline(ctx, c.conn)
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil // silence: not vulnerable
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		probe.Closed = true
-		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
-	default:
-		probe.Err = err.Error()
 		return err
-	}
+	})
 }
 
 // Result returns the record of the upgrade.

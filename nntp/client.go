@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"time"
@@ -214,30 +213,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 		return nil
 	}
 
-	// Upgrade rule 1: nothing may follow the go-ahead in plaintext.
-	if probe != nil {
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after STARTTLS (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2: nothing may follow the go-ahead in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "STARTTLS", "STARTTLS")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("STARTTLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	// RFC 4642 §2.2.2: discard what the server said before.
 	c.caps, c.capsOK = nil, false
 
@@ -280,13 +261,11 @@ func (c *Client) restoreDeadline(ctx context.Context) {
 // for: a server that executed the pipelined command inside TLS answers it
 // now (CVE-2011-0411).
 func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) error {
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	line, err := c.tc.ReadLine()
-	if err == nil {
+	return c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), probe, nil, func() error {
+		line, err := c.tc.ReadLine()
+		if err != nil {
+			return err
+		}
 		probe.Vulnerable = true
 		reply := []string{line}
 		if r, perr := parseReply(line); perr == nil && r.Code == CodeCapabilities {
@@ -294,24 +273,8 @@ func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) e
 		}
 		probe.Reply = strings.Join(reply, "\n")
 		c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
-	}
-	c.restoreDeadline(ctx)
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil // silence: not vulnerable
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		probe.Closed = true
-		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
-	default:
-		probe.Err = err.Error()
 		return err
-	}
+	})
 }
 
 // skipResponse reads and drops the answer to the probe command pipelined

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -220,34 +219,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 		return nil
 	}
 
-	// Upgrade rule 1: nothing may follow the go-ahead in plaintext.
-	if probe != nil {
-		// The server may have answered the probe command in plaintext
-		// before the handshake: not response injection, and not trusted.
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after STLS (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2: nothing may follow the go-ahead in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "STLS", "STLS")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			// A server that closes the connection on pipelined plaintext
-			// is safe; any other handshake failure leaves the probe open.
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("STLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	// Upgrade rule 3 (RFC 2595 §4): forget what the server said before.
 	c.caps, c.capaOK = nil, false
 
@@ -281,13 +258,11 @@ func (c *Client) afterTLSCaps() {
 // for: a server that executed the pipelined command inside TLS answers it
 // now (CVE-2011-0411).
 func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) error {
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	line, err := c.tc.ReadLine()
-	if err == nil {
+	return c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), probe, nil, func() error {
+		line, err := c.tc.ReadLine()
+		if err != nil {
+			return err
+		}
 		probe.Vulnerable = true
 		reply := []string{line}
 		// Read the rest of the answer so that the dialog stays in step.
@@ -296,29 +271,8 @@ func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) e
 		}
 		probe.Reply = strings.Join(reply, "\n")
 		c.tc.Note("injection probe: the server answered the pipelined " + probeCommand + " inside TLS (CVE-2011-0411)")
-	}
-	// Give the rest of the dialog the context's deadline back.
-	if d, ok := ctx.Deadline(); ok {
-		c.conn.SetReadDeadline(d)
-	} else {
-		c.conn.SetReadDeadline(time.Time{})
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil // silence: not vulnerable
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		probe.Closed = true
-		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
-	default:
-		probe.Err = err.Error()
 		return err
-	}
+	})
 }
 
 // skipResponse reads and drops the answer to the probe command pipelined

@@ -234,29 +234,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 		return nil
 	}
 
-	if probe != nil {
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			probe.Reply = fmt.Sprintf("(in plaintext, before TLS; discarded) %s", starttls.Escape(string(b)))
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after STARTTLS (answer to the probe?), discarded", len(b)))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		c.res.PlaintextAfterUpgrade = b
+	// Upgrade rules 1 and 2: nothing may follow the go-ahead in plaintext.
+	tc, err := c.tc.StartTLS(ctx, c.conn, c.opts, c.res, probe, "STARTTLS", "STARTTLS")
+	if err != nil {
 		return err
 	}
-
-	tc, err := starttls.Handshake(ctx, c.conn, c.opts)
-	if err != nil {
-		if probe != nil {
-			if textline.IsClosed(err) {
-				probe.Closed = true
-			} else {
-				probe.Err = err.Error()
-			}
-		}
-		return errorf("STARTTLS: %w", err)
-	}
-	c.tlsDone(tc)
-	c.tc.Upgrade(tc)
+	c.conn = tc
 	c.caps = nil // RFC 5804 §2.2: forget what was said before TLS
 
 	// RFC 5804 §2.2: the server sends its capabilities now, unasked.
