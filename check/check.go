@@ -120,14 +120,17 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 			return r
 		}
 	} else {
-		defer sess.Close()
+		// Only res is used from here on: end the session now, so that
+		// the server sees at most the enumeration's connections and the
+		// injection probe's.
+		sess.Close()
 		// In opportunistic mode a missing or refused upgrade is no error
 		// for the client, but it is the finding.
 		if mode != starttls.ModeImplicit && !res.Upgraded {
 			if res.Offered {
-				r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", res.UpgradeReply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+				r.refused(res.UpgradeReply)
 			} else {
-				r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", adviceFor(r.Protocol).notOffered)
+				r.notOffered()
 			}
 		}
 	}
@@ -231,6 +234,16 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// refused and notOffered are the two ways an upgrade does not happen, found
+// either as a dialog error (required mode) or in the result (opportunistic).
+func (r *Report) refused(reply string) {
+	r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", reply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+}
+
+func (r *Report) notOffered() {
+	r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", adviceFor(r.Protocol).notOffered)
+}
+
 // classifyError turns a dialog error into findings. It returns true when the
 // check can go on with what was learnt (for example the TLS state of a
 // session that failed later), false when the report is final.
@@ -240,8 +253,7 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 	case errors.Is(err, starttls.ErrUpgradeRefused):
 		// Even a temporary refusal (454) is a finding: clients fall back
 		// to plaintext or fail, every time.
-		reply := res.UpgradeReply
-		r.add(Fail, "starttls-refused", fmt.Sprintf("the server offers the upgrade but refused it: %q", reply), "check the server's TLS certificate and key settings; a refused upgrade leaves clients in plaintext")
+		r.refused(res.UpgradeReply)
 	case isTimeout(err) && res.TLS == nil:
 		r.fail("timeout", "could not check: no answer in time: "+err.Error())
 		return false
@@ -249,7 +261,7 @@ func (r *Report) classifyError(err error, res *starttls.Result, mode starttls.Mo
 		r.fail("server-unavailable", "could not check: the server answered with a temporary failure (busy, greylisting or rate limit): "+err.Error())
 		return false
 	case errors.Is(err, starttls.ErrUpgradeNotOffered):
-		r.add(Fail, "starttls-not-offered", "the server does not offer the upgrade to TLS: every client talks to it in plaintext", adviceFor(r.Protocol).notOffered)
+		r.notOffered()
 	case errors.Is(err, starttls.ErrPlaintextAfterUpgrade):
 		r.add(Fail, "response-injection", fmt.Sprintf("the server sent %d bytes of plaintext after its go-ahead, before TLS (%q): a client that trusted them would be open to response injection; a middlebox may be tampering", len(res.PlaintextAfterUpgrade), clip(string(res.PlaintextAfterUpgrade), 60)), "")
 	case errors.As(err, &he):
