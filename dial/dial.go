@@ -14,6 +14,7 @@ import (
 	"github.com/starttls/starttls/ftp"
 	"github.com/starttls/starttls/httpupgrade"
 	"github.com/starttls/starttls/imap"
+	"github.com/starttls/starttls/internal/textline"
 	"github.com/starttls/starttls/irc"
 	"github.com/starttls/starttls/ldap"
 	"github.com/starttls/starttls/mysql"
@@ -127,35 +128,41 @@ func Dial(ctx context.Context, t *starttls.Target, o *Options) (Session, *startt
 	if err != nil {
 		return nil, &starttls.Result{Protocol: t.Scheme.Protocol}, err
 	}
-	var opts starttls.ClientOptions
-	var d net.Dialer
-	if o != nil {
-		opts = o.Client
-		if o.Source != "" {
-			ip := net.ParseIP(o.Source)
-			if ip == nil {
-				return nil, &starttls.Result{Protocol: t.Scheme.Protocol}, fmt.Errorf("dial: source %q is not an IP address", o.Source)
-			}
-			d.LocalAddr = &net.TCPAddr{IP: ip}
-		}
+	opts, d, err := o.prepare(t)
+	if err != nil {
+		return nil, &starttls.Result{Protocol: t.Scheme.Protocol}, err
 	}
 	if opts.Mode == starttls.ModeAuto {
 		opts.Mode = t.EffectiveMode()
 	}
-	if opts.ServerName == "" {
-		opts.ServerName = t.Host
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := textline.WithDefaultTimeout(ctx)
 	defer cancel()
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, starttls.DefaultTimeout)
-		defer cancel()
-	}
 	conn, err := d.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
 		return nil, &starttls.Result{Protocol: t.Scheme.Protocol, Mode: opts.Mode, Transcript: opts.Transcript}, fmt.Errorf("dial: %w", err)
 	}
 	return up(ctx, conn, &opts)
+}
+
+// prepare copies the client options (ServerName defaulting to the
+// target's host) and makes the dialer, bound to Source when set.
+func (o *Options) prepare(t *starttls.Target) (starttls.ClientOptions, *net.Dialer, error) {
+	var opts starttls.ClientOptions
+	d := &net.Dialer{}
+	if o != nil {
+		opts = o.Client
+		if o.Source != "" {
+			ip := net.ParseIP(o.Source)
+			if ip == nil {
+				return opts, nil, fmt.Errorf("dial: source %q is not an IP address", o.Source)
+			}
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = t.Host
+	}
+	return opts, d, nil
 }
 
 // HasPlaintextAuthProbe reports whether the protocol has a plaintext-login
@@ -170,28 +177,14 @@ func ProbePlaintextAuth(ctx context.Context, t *starttls.Target, o *Options) ([]
 	if probe == nil {
 		return nil, fmt.Errorf("dial: protocol %q has no plaintext-login probe", t.Scheme.Protocol)
 	}
-	var opts starttls.ClientOptions
-	var d net.Dialer
-	if o != nil {
-		opts = o.Client
-		if o.Source != "" {
-			ip := net.ParseIP(o.Source)
-			if ip == nil {
-				return nil, fmt.Errorf("dial: source %q is not an IP address", o.Source)
-			}
-			d.LocalAddr = &net.TCPAddr{IP: ip}
-		}
+	opts, d, err := o.prepare(t)
+	if err != nil {
+		return nil, err
 	}
 	opts.Mode = starttls.ModePlain
 	opts.Transcript = nil
-	if opts.ServerName == "" {
-		opts.ServerName = t.Host
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, starttls.DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := textline.WithDefaultTimeout(ctx)
+	defer cancel()
 	conn, err := d.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
