@@ -15,7 +15,7 @@ import (
 	"github.com/starttls/starttls/lab"
 )
 
-func runCheck(e *env, args []string) int {
+func runCheck(e *env, args []string) (worst int) {
 	fs := flagSet("check", e, "check [flags] URL... | check --lab")
 	var cf clientFlags
 	cf.register(fs)
@@ -34,7 +34,15 @@ func runCheck(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "starttls check:", err)
 		return exitCantRun
 	}
+	if *maxConns < 0 || *maxConns > 64 {
+		fmt.Fprintln(e.stderr, "starttls check: --max-conns must be 0 to 64 (0: the default, 4)")
+		return exitCantRun
+	}
 	if *withLab {
+		if *htmlFile != "" || *trace || cf.serverName != "" || cf.source != "" || cf.mode != "" {
+			fmt.Fprintln(e.stderr, "starttls check: --lab checks the lab with its own CA, names and modes; --html, --trace, --server-name, --source and --mode do not apply")
+			return exitCantRun
+		}
 		if len(pos) > 0 {
 			fmt.Fprintln(e.stderr, "starttls check: --lab takes no URL")
 			return exitCantRun
@@ -43,10 +51,6 @@ func runCheck(e *env, args []string) int {
 	}
 	if len(pos) == 0 {
 		fmt.Fprintln(e.stderr, "starttls check: no target (give a URL such as smtp://mx.example.org, or --lab)")
-		return exitCantRun
-	}
-	if *maxConns < 0 || *maxConns > 64 {
-		fmt.Fprintln(e.stderr, "starttls check: --max-conns must be between 1 and 64")
 		return exitCantRun
 	}
 	var targets []*starttls.Target
@@ -65,7 +69,7 @@ func runCheck(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	worst := exitOK
+	worst = exitOK
 	var reports []*check.Report
 	defer func() {
 		if *htmlFile == "" {
