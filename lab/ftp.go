@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net"
 	"testing/fstest"
 	"time"
 
@@ -33,11 +32,9 @@ func (b ftpBackend) FS(context.Context, string) (fs.FS, error) {
 // broken variant (FTP has USER/PASS and a command stream, so all apply),
 // and ftps with implicit TLS.
 func ftpKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &ftp.Server{ServerOptions: o, Backend: ftpBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *ftp.Server {
+		return &ftp.Server{ServerOptions: o, Backend: ftpBackend{st}}
+	})
 	return []kind{
 		{"ftp", true, serve, nil},
 		{"ftps", false, serve, nil},

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/httpupgrade"
@@ -18,11 +17,9 @@ func (b httpBackend) Login(_ context.Context, u, p string) error { return b.s.lo
 // for a protected page, so "-auth-before-tls" does not apply: the
 // upgrade dialog (one OPTIONS request) cannot see a Basic challenge.
 func httpupgradeKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &httpupgrade.Server{ServerOptions: o, Backend: httpBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *httpupgrade.Server {
+		return &httpupgrade.Server{ServerOptions: o, Backend: httpBackend{st}}
+	})
 	return []kind{
 		{"http-upgrade", true, serve, []string{"-auth-before-tls"}},
 		{"https", false, serve, nil},

@@ -141,24 +141,31 @@ type kind struct {
 	skip     []string
 }
 
+// serveWith turns a constructor of a protocol's Server into a kind's
+// serve function: serve on l in the background, stop with Close.
+func serveWith[S interface {
+	Serve(net.Listener) error
+	Close() error
+}](mk func(starttls.ServerOptions, *store) S) func(starttls.ServerOptions, *store, net.Listener) func() error {
+	return func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
+		s := mk(o, st)
+		go s.Serve(l)
+		return s.Close
+	}
+}
+
 func kinds() []kind {
 	smtpServe := func(lmtp, auth bool) func(starttls.ServerOptions, *store, net.Listener) func() error {
-		return func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-			s := &smtp.Server{ServerOptions: o, Backend: smtpBackend{st}, LMTP: lmtp, RequireAuth: auth}
-			go s.Serve(l)
-			return s.Close
-		}
+		return serveWith(func(o starttls.ServerOptions, st *store) *smtp.Server {
+			return &smtp.Server{ServerOptions: o, Backend: smtpBackend{st}, LMTP: lmtp, RequireAuth: auth}
+		})
 	}
-	imapServe := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &imap.Server{ServerOptions: o, Backend: imapBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
-	pop3Serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &pop3.Server{ServerOptions: o, Backend: pop3Backend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	imapServe := serveWith(func(o starttls.ServerOptions, st *store) *imap.Server {
+		return &imap.Server{ServerOptions: o, Backend: imapBackend{st}}
+	})
+	pop3Serve := serveWith(func(o starttls.ServerOptions, st *store) *pop3.Server {
+		return &pop3.Server{ServerOptions: o, Backend: pop3Backend{st}}
+	})
 	ks := []kind{
 		{"smtp", true, smtpServe(false, false), nil},
 		{"submission", false, smtpServe(false, true), nil},
@@ -170,7 +177,7 @@ func kinds() []kind {
 		{"pop3s", false, pop3Serve, nil},
 	}
 	// Other protocols: their kinds come from lab/PROTOCOL.go, one line
-	// each, in the order of the scheme table.
+	// each; the endpoints are put in the scheme table's order below.
 	ks = append(ks, ircKinds()...)
 	ks = append(ks, nntpKinds()...)
 	ks = append(ks, postgresKinds()...)

@@ -139,8 +139,12 @@ func TestStoreBounded(t *testing.T) {
 	if n, size := len(st.messages()), st.size; n > 3 || size > 100 {
 		t.Fatalf("store holds %d messages, %d bytes; want at most 3 and 100", n, size)
 	}
+	before := len(st.messages())
 	if err := st.deliver(make([]byte, 101)); err == nil {
 		t.Fatal("a message larger than the store was accepted")
+	}
+	if n := len(st.messages()); n != before {
+		t.Fatalf("a refused message dropped %d stored messages", before-n)
 	}
 }
 

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/ldap"
@@ -22,11 +21,9 @@ func (b ldapBackend) Login(_ context.Context, u, p string) error { return b.s.lo
 // StartTLS request is LDAP's CVE-2011-0411 (SECURITY.md SV-06), and the
 // ldap client's probe sends one.
 func ldapKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &ldap.Server{ServerOptions: o, Backend: ldapBackend{st}, BaseDN: ldapBaseDN}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *ldap.Server {
+		return &ldap.Server{ServerOptions: o, Backend: ldapBackend{st}, BaseDN: ldapBaseDN}
+	})
 	return []kind{
 		{"ldap", true, serve, nil},
 		{"ldaps", false, serve, nil},

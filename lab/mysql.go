@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/mysql"
@@ -23,11 +22,9 @@ import (
 // "-refused" maps to an ERR 1040 "Too many connections" in answer to the
 // SSLRequest (MySQL has no refusal message).
 func mysqlKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &mysql.Server{ServerOptions: o, Backend: mysqlBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *mysql.Server {
+		return &mysql.Server{ServerOptions: o, Backend: mysqlBackend{st}}
+	})
 	return []kind{{"mysql", true, serve, []string{"-injection", "-auth-before-tls"}}}
 }
 

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"errors"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/nntp"
@@ -32,11 +31,9 @@ func (b nntpBackend) Articles(_ context.Context, _, group string) ([][]byte, err
 // nntpKinds are the NNTP endpoints: STARTTLS (RFC 4642) on nntp://, with
 // every variant, and implicit TLS on nntps://.
 func nntpKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &nntp.Server{ServerOptions: o, Backend: nntpBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *nntp.Server {
+		return &nntp.Server{ServerOptions: o, Backend: nntpBackend{st}}
+	})
 	return []kind{
 		{"nntp", true, serve, nil},
 		{"nntps", false, serve, nil},

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 	"sync"
 
 	"github.com/starttls/starttls"
@@ -20,11 +19,9 @@ import (
 // probe sees it); "-injection" reads a StartupMessage pipelined after the
 // SSLRequest as if it came over TLS (CVE-2021-23214).
 func postgresKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &postgres.Server{ServerOptions: o, Backend: &postgresBackend{st: st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *postgres.Server {
+		return &postgres.Server{ServerOptions: o, Backend: &postgresBackend{st: st}}
+	})
 	return []kind{{"postgres", true, serve, []string{"-refused"}}}
 }
 

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/sieve"
@@ -17,10 +16,8 @@ func (b sieveBackend) Login(_ context.Context, u, p string) error { return b.s.l
 // protocol has no implicit-TLS port), with every variant. Each endpoint
 // keeps its own scripts in memory, bounded per user by the sieve package.
 func sieveKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &sieve.Server{ServerOptions: o, Backend: sieveBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *sieve.Server {
+		return &sieve.Server{ServerOptions: o, Backend: sieveBackend{st}}
+	})
 	return []kind{{"sieve", true, serve, nil}}
 }

@@ -46,12 +46,14 @@ func (s *store) deliver(data []byte) error {
 	defer s.mu.Unlock()
 	// The lab runs unattended: keep its memory bounded by dropping the
 	// oldest messages, by count and by total size.
+	// A message that could never fit is refused before anything is
+	// dropped for it.
+	if len(data) > s.maxBytes {
+		return fmt.Errorf("lab: message of %d bytes exceeds the lab store", len(data))
+	}
 	for len(s.inbox) > 0 && (len(s.inbox) >= s.maxMessages || s.size+len(data) > s.maxBytes) {
 		s.size -= len(s.inbox[0])
 		s.inbox = s.inbox[1:]
-	}
-	if len(data) > s.maxBytes {
-		return fmt.Errorf("lab: message of %d bytes exceeds the lab store", len(data))
 	}
 	s.inbox = append(s.inbox, append([]byte(nil), data...))
 	s.size += len(data)

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/telnet"
@@ -19,11 +18,9 @@ func (b telnetBackend) Login(_ context.Context, u, p string) error { return b.s.
 // pipelined after the client's FOLLOWS inside TLS (the checker's probe
 // pipelines IAC DO TIMING-MARK).
 func telnetKinds() []kind {
-	serve := func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-		s := &telnet.Server{ServerOptions: o, Backend: telnetBackend{st}}
-		go s.Serve(l)
-		return s.Close
-	}
+	serve := serveWith(func(o starttls.ServerOptions, st *store) *telnet.Server {
+		return &telnet.Server{ServerOptions: o, Backend: telnetBackend{st}}
+	})
 	return []kind{
 		{"telnet", true, serve, nil},
 		{"telnets", false, serve, nil},

@@ -20,11 +20,9 @@ func (b xmppBackend) Login(_ context.Context, u, p string) error { return b.s.lo
 // accept any domain in the stream's 'to'.
 func xmppKinds() []kind {
 	serve := func(s2s bool) func(starttls.ServerOptions, *store, net.Listener) func() error {
-		return func(o starttls.ServerOptions, st *store, l net.Listener) func() error {
-			s := &xmpp.Server{ServerOptions: o, Backend: xmppBackend{st}, ServerToServer: s2s}
-			go s.Serve(l)
-			return s.Close
-		}
+		return serveWith(func(o starttls.ServerOptions, st *store) *xmpp.Server {
+			return &xmpp.Server{ServerOptions: o, Backend: xmppBackend{st}, ServerToServer: s2s}
+		})
 	}
 	return []kind{
 		{"xmpp", true, serve(false), nil},
