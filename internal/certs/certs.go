@@ -147,24 +147,6 @@ func issue(l Leaf, parent *x509.Certificate, parentKey crypto.Signer, parentDER 
 	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// KeyPEM returns the private key of c in PKCS #8 PEM form.
-func KeyPEM(c tls.Certificate) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// ChainPEM returns the certificate chain of c in PEM form.
-func ChainPEM(c tls.Certificate) []byte {
-	var out []byte
-	for _, der := range c.Certificate {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	return out
-}
-
 func serial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {

@@ -285,6 +285,10 @@ func FakeServer(t testing.TB, script func(f *Fake)) (addr string, wait func() *F
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A client that never connects must not hang the test: Accept has a
+	// deadline, and the listener goes with the test.
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(Timeout))
+	t.Cleanup(func() { l.Close() })
 	done := make(chan *Fake, 1)
 	go func() {
 		defer l.Close()
