@@ -164,7 +164,7 @@ func Scan(ctx context.Context, dial Dialer, o *Options) (*Result, error) {
 		})
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := ctxErr(ctx); err != nil {
 		return s.finish(vs), err
 	}
 	if !s.reached {
@@ -215,7 +215,20 @@ func Scan(ctx context.Context, dial Dialer, o *Options) (*Result, error) {
 	} else if len(accepted) > 0 {
 		res.ServerCipherOrder = vs[TLS13].order
 	}
-	return res, ctx.Err()
+	return res, ctxErr(ctx)
+}
+
+// ctxErr is ctx.Err(), also when ctx's deadline has passed but its timer
+// has not fired yet: a probe's read deadline (the same instant) can end
+// the scan first, and a scan cut short by the deadline must say so.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (s *scanner) finish(vs map[string]*versionScan) *Result {
