@@ -91,8 +91,21 @@ func TestInspIRCd(t *testing.T) {
 		t.Logf("InspIRCd injection probe: vulnerable=%v closed=%v reply=%q err=%v",
 			res.Injection.Vulnerable, res.Injection.Closed, res.Injection.Reply, err)
 	})
-	t.Run("irc.Login→inspircd-irc", func(t *testing.T) {
-		t.Skip("InspIRCd offers SASL only with services linked; the interop module runs none")
+	t.Run("irc.Login(no-SASL)→inspircd-irc", func(t *testing.T) {
+		// InspIRCd offers SASL only with services linked, and the module
+		// runs none: Login must refuse cleanly over TLS, sending nothing.
+		ctx := testCtx(t, 30*time.Second)
+		c, res, err := irc.Dial(ctx, plain, &starttls.ClientOptions{Mode: starttls.ModeRequired, TLSConfig: tlsConfig(t, e.CA)})
+		if err != nil {
+			t.Fatalf("irc.Dial: %v", err)
+		}
+		defer c.Close()
+		if len(res.AuthAfter) != 0 {
+			t.Fatalf("AuthAfter = %q: InspIRCd offers SASL here after all; test Login for real", res.AuthAfter)
+		}
+		if err := c.Login(ctx, e.User, e.Password); err == nil {
+			t.Fatal("Login succeeded without SASL on offer")
+		}
 	})
 	t.Run("starttls-check→inspircd-irc", func(t *testing.T) {
 		rep := check(t, e, "--ca", e.CA, "irc://"+plain)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Interop suite: the starttls library and binary against real Postfix and
-# Dovecot, and real clients (openssl s_client, curl, swaks, Python, Postfix's
-# posttls-finger) against the starttls lab. Run by `make interop` and CI.
+# Interop suite: the starttls library and binary against real servers
+# (Postfix and Dovecot here; Prosody, slapd, INN, vsftpd, InspIRCd,
+# Pigeonhole, PostgreSQL, MariaDB, telnetd-ssl and the audit's Postfix in
+# scripts/interop/modules/), and real clients (openssl s_client, curl,
+# swaks, Python, psql, mariadb, ldapsearch, …) against the starttls lab.
+# Run by `make interop` and CI.
 #
 #   bash scripts/interop.sh        install, start, test, stop, print the matrix
 #   bash scripts/interop.sh --up   install and start the servers, print the
@@ -475,6 +478,7 @@ print_matrix() { # go test -v log
 	each_module versions | sed 's/^/  /'
 	echo "  $(openssl version | cut -d' ' -f1-2), $(curl --version | head -n1 | cut -d' ' -f1-2), $(/usr/bin/python3 --version), $(go version | cut -d' ' -f3)"
 	echo "subtests: $pass passed, $fail failed, $skip skipped"
+	SKIPPED=$skip
 }
 
 main() {
@@ -515,6 +519,12 @@ main() {
 	log "total $(($(date +%s) - T0))s; logs in $WORK"
 	if [ $rc != 0 ]; then
 		echo "interop: FAILED (go test exit $rc)" >&2
+		exit 1
+	fi
+	# In CI every module runs and installs its tools: a skipped subtest
+	# means something is missing, not optional.
+	if [ -n "${CI:-}" ] && [ "${SKIPPED:-0}" != 0 ] && [ -z "$ONLY" ]; then
+		echo "interop: FAILED ($SKIPPED subtests skipped in CI)" >&2
 		exit 1
 	fi
 	echo "interop: PASSED"
