@@ -171,7 +171,7 @@ openssl_of() { awk -v i="$1" '$2 == i {print $1; exit}' "$OUT/openssl-names.txt"
 parse_starttls() {
 	local j=$OUT/starttls.stdout
 	if ! jq -e '.tls.versions | type == "object"' "$j" >/dev/null 2>&1; then
-		note "starttls check --json has no tls.versions/tls.ciphers yet (the audit is not in check): its findings are not compared"
+		note "starttls check --json has no tls.versions (did check fail? see $j): its findings are not compared"
 		return 1
 	fi
 	jq -r '.tls.versions | to_entries[] | select(.value == true) | .key' "$j" | sort >"$OUT/starttls.versions"
@@ -220,12 +220,21 @@ probe() { # args…: prints the negotiated suite (OpenSSL name) or nothing
 	timeout "$PROBE_TIMEOUT" openssl s_client -starttls smtp -connect "$ADDR" -CAfile "$CA" "$@" </dev/null 2>/dev/null |
 		sed -n 's/^New, [^,]*, Cipher is \([^ ]*\).*/\1/p' | grep -v '^(NONE)$' | head -n1 || true
 }
+# yes_no PROBE-OUTPUT: a suite name is yes, nothing is no, "?" (probe
+# budget spent) stays "?".
+yes_no() {
+	case $1 in
+	"") echo no ;;
+	"?") echo "?" ;;
+	*) echo yes ;;
+	esac
+}
 # truth_version V: yes / no / "?" (cannot tell)
 truth_version() {
 	case $1 in
 	SSLv2 | SSLv3) echo no ;; # neither this OpenSSL nor the server's has them (no -ssl3 in s_client)
-	TLS1.3) [ -n "$(probe -tls1_3)" ] && echo yes || echo no ;;
-	*) [ -n "$(probe "${OSSL_FLAG[$1]}" -cipher 'ALL:COMPLEMENTOFALL:@SECLEVEL=0')" ] && echo yes || echo no ;;
+	TLS1.3) yes_no "$(probe -tls1_3)" ;;
+	*) yes_no "$(probe "${OSSL_FLAG[$1]}" -cipher 'ALL:COMPLEMENTOFALL:@SECLEVEL=0')" ;;
 	esac
 }
 # truth_suite V IANA: yes / no / "?"
@@ -234,12 +243,14 @@ truth_suite() {
 	[ -n "${OSSL_FLAG[$v]:-}" ] || { echo no; return; }
 	if [ "$v" = TLS1.3 ]; then
 		got=$(probe -tls1_3 -ciphersuites "$s")
+		[ "$got" = "?" ] && { echo "?"; return; }
 		[ "$got" = "$s" ] && echo yes || echo no
 		return
 	fi
 	o=$(openssl_of "$s")
 	[ -n "$o" ] || { echo "?"; return; } # this OpenSSL cannot offer it
 	got=$(probe "${OSSL_FLAG[$v]}" -cipher "$o:@SECLEVEL=0")
+	[ "$got" = "?" ] && { echo "?"; return; }
 	[ "$got" = "$o" ] && echo yes || echo no
 }
 
@@ -319,6 +330,9 @@ main() {
 			echo "version $v: reported by [${who% }] of [${compared[*]}]; openssl s_client: accepted=$verdict" >>"$OUT/differences.txt"
 		fi
 	done
+	if [ ${#compared[@]} -lt 2 ]; then
+		note "only ${compared[*]} could be compared: its agreement with itself means nothing; the differences below are checked against openssl s_client only"
+	fi
 	local all
 	all=$(for t in "${compared[@]}"; do cat "$OUT/$t.suites"; done | sort -u)
 	while read -r v s; do

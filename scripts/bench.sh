@@ -387,9 +387,11 @@ main() {
 	elif ! command -v testssl >/dev/null; then
 		note "testssl.sh: not installed (package testssl.sh), skipped"
 	else
-		# Different scope: testssl.sh probes protocols, ciphers, vulnerabilities
+		# Different scope: testssl.sh --fast also runs vulnerability checks
 		# and client simulations with hundreds of openssl runs; starttls check
-		# does one handshake (two connections with the injection probe). Its
+		# enumerates versions, suites and groups (about 30 connections on the
+		# lab) and probes injection; `make bench-audit` compares the two on a
+		# real Postfix with the full testssl.sh run. Its
 		# one timed run is its sanity check and its memory run (/usr/bin/time
 		# adds a few ms to a run of a minute). -n none: no DNS at all.
 		name="testssl --starttls smtp --fast"
