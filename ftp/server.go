@@ -49,17 +49,14 @@ type Server struct {
 	// transfer step; 0 means DefaultDataTimeout.
 	DataTimeout time.Duration
 
-	once sync.Once
-	loop serve.Loop
-	mu   sync.Mutex
-	pasv map[net.Listener]struct{}
+	sessions serve.Sessions
+	mu       sync.Mutex
+	pasv     map[net.Listener]struct{}
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		s.loop.OnPanic = func(conn net.Conn, v any, stack []byte) {
-			s.Log().Error("ftp: panic serving connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
-		}
+// init prepares s on first use and returns its sessions.
+func (s *Server) init() *serve.Sessions {
+	return s.sessions.Setup("ftp: panic serving connection", s.Log, func() {
 		s.pasv = map[net.Listener]struct{}{}
 	})
 }
@@ -74,24 +71,17 @@ func (s *Server) dataTimeout() time.Duration {
 // Serve accepts connections on l and serves each in its own goroutine
 // until l fails or Close or Shutdown is called; it then returns a non-nil
 // error.
-func (s *Server) Serve(l net.Listener) error {
-	s.init()
-	return s.loop.Serve(l, func(conn net.Conn) {
-		s.newSession(context.Background(), conn).run()
-	})
-}
+func (s *Server) Serve(l net.Listener) error { return s.init().Serve(l, s.runSession) }
 
 // ServeConn serves one connection for a whole session and closes it. It
 // returns nil after QUIT, else the reason the session ended.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
-	s.init()
-	var err error
-	if lerr := s.loop.ServeConn(conn, func(conn net.Conn) {
-		err = s.newSession(ctx, conn).run()
-	}); lerr != nil {
-		return lerr
-	}
-	return err
+	return s.init().ServeConn(ctx, conn, s.runSession)
+}
+
+// runSession runs a whole session on conn.
+func (s *Server) runSession(ctx context.Context, conn net.Conn) error {
+	return s.newSession(ctx, conn).run()
 }
 
 // Handshake serves the plaintext part of a session (greeting, FEAT,
@@ -125,14 +115,14 @@ func (s *Server) Handshake(ctx context.Context, conn net.Conn) (*tls.Conn, error
 func (s *Server) Close() error {
 	s.init()
 	s.closePassive()
-	return s.loop.Close()
+	return s.sessions.Close()
 }
 
 // Shutdown closes the listeners and waits for the sessions to end until ctx
 // is done, when it closes them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
-	err := s.loop.Shutdown(ctx)
+	err := s.sessions.Shutdown(ctx)
 	s.closePassive()
 	return err
 }

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -49,39 +48,28 @@ type Server struct {
 	// every login.
 	Backend Backend
 
-	once sync.Once
-	loop serve.Loop
+	sessions serve.Sessions
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		s.loop.OnPanic = func(conn net.Conn, v any, stack []byte) {
-			s.Log().Error("imap: panic serving connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
-		}
-	})
+// init prepares s on first use and returns its sessions.
+func (s *Server) init() *serve.Sessions {
+	return s.sessions.Setup("imap: panic serving connection", s.Log, nil)
 }
 
 // Serve accepts connections on l and serves each in its own goroutine
 // until l fails or Close or Shutdown is called; it then returns a non-nil
 // error.
-func (s *Server) Serve(l net.Listener) error {
-	s.init()
-	return s.loop.Serve(l, func(conn net.Conn) {
-		s.newSession(context.Background(), conn).run()
-	})
-}
+func (s *Server) Serve(l net.Listener) error { return s.init().Serve(l, s.runSession) }
 
 // ServeConn serves one connection for a whole session and closes it. It
 // returns nil after LOGOUT, else the reason the session ended.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
-	s.init()
-	var err error
-	if lerr := s.loop.ServeConn(conn, func(conn net.Conn) {
-		err = s.newSession(ctx, conn).run()
-	}); lerr != nil {
-		return lerr
-	}
-	return err
+	return s.init().ServeConn(ctx, conn, s.runSession)
+}
+
+// runSession runs a whole session on conn.
+func (s *Server) runSession(ctx context.Context, conn net.Conn) error {
+	return s.newSession(ctx, conn).run()
 }
 
 // Handshake serves the plaintext part of a session (greeting, CAPABILITY,
@@ -110,11 +98,11 @@ func (s *Server) Handshake(ctx context.Context, conn net.Conn) (*tls.Conn, error
 }
 
 // Close closes the listeners and all connections immediately.
-func (s *Server) Close() error { return s.loop.Close() }
+func (s *Server) Close() error { return s.sessions.Close() }
 
 // Shutdown closes the listeners and waits for the sessions to end until ctx
 // is done, when it closes them.
-func (s *Server) Shutdown(ctx context.Context) error { return s.loop.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.sessions.Shutdown(ctx) }
 
 // state is the connection state of RFC 3501 §3.
 type state int

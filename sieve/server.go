@@ -56,10 +56,9 @@ type Server struct {
 	// DefaultExtensions.
 	Extensions string
 
-	once sync.Once
-	loop serve.Loop
-	mu   sync.Mutex
-	user map[string]*userScripts
+	sessions serve.Sessions
+	mu       sync.Mutex
+	user     map[string]*userScripts
 }
 
 // userScripts is one user's store.
@@ -69,11 +68,9 @@ type userScripts struct {
 	size    int
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		s.loop.OnPanic = func(conn net.Conn, v any, stack []byte) {
-			s.Log().Error("sieve: panic serving connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
-		}
+// init prepares s on first use and returns its sessions.
+func (s *Server) init() *serve.Sessions {
+	return s.sessions.Setup("sieve: panic serving connection", s.Log, func() {
 		s.user = map[string]*userScripts{}
 	})
 }
@@ -81,24 +78,17 @@ func (s *Server) init() {
 // Serve accepts connections on l and serves each in its own goroutine
 // until l fails or Close or Shutdown is called; it then returns a non-nil
 // error.
-func (s *Server) Serve(l net.Listener) error {
-	s.init()
-	return s.loop.Serve(l, func(conn net.Conn) {
-		s.newSession(context.Background(), conn).run()
-	})
-}
+func (s *Server) Serve(l net.Listener) error { return s.init().Serve(l, s.runSession) }
 
 // ServeConn serves one connection for a whole session and closes it. It
 // returns nil after LOGOUT, else the reason the session ended.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
-	s.init()
-	var err error
-	if lerr := s.loop.ServeConn(conn, func(conn net.Conn) {
-		err = s.newSession(ctx, conn).run()
-	}); lerr != nil {
-		return lerr
-	}
-	return err
+	return s.init().ServeConn(ctx, conn, s.runSession)
+}
+
+// runSession runs a whole session on conn.
+func (s *Server) runSession(ctx context.Context, conn net.Conn) error {
+	return s.newSession(ctx, conn).run()
 }
 
 // Handshake serves the plaintext part of a session (the greeting,
@@ -128,11 +118,11 @@ func (s *Server) Handshake(ctx context.Context, conn net.Conn) (*tls.Conn, error
 }
 
 // Close closes the listeners and all connections immediately.
-func (s *Server) Close() error { return s.loop.Close() }
+func (s *Server) Close() error { return s.sessions.Close() }
 
 // Shutdown closes the listeners and waits for the sessions to end until ctx
 // is done, when it closes them.
-func (s *Server) Shutdown(ctx context.Context) error { return s.loop.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.sessions.Shutdown(ctx) }
 
 func (s *Server) lineOptions() textline.Options {
 	return textline.Options{

@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -78,16 +77,12 @@ type Server struct {
 	// DefaultMaxRecipients.
 	MaxRecipients int
 
-	once sync.Once
-	loop serve.Loop
+	sessions serve.Sessions
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		s.loop.OnPanic = func(conn net.Conn, v any, stack []byte) {
-			s.Log().Error("smtp: panic serving a connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
-		}
-	})
+// init prepares s on first use and returns its sessions.
+func (s *Server) init() *serve.Sessions {
+	return s.sessions.Setup("smtp: panic serving a connection", s.Log, nil)
 }
 
 func (s *Server) maxMessage() int64 {
@@ -113,32 +108,22 @@ func (s *Server) lineLimit() int {
 
 // Serve accepts connections on l and serves each in its own goroutine until
 // Close or Shutdown; it then returns an error.
-func (s *Server) Serve(l net.Listener) error {
-	s.init()
-	return s.loop.Serve(l, func(conn net.Conn) {
-		s.serve(context.Background(), conn)
-	})
-}
+func (s *Server) Serve(l net.Listener) error { return s.init().Serve(l, s.serve) }
 
 // ServeConn serves one connection, a whole session, and closes it. It
 // returns nil when the client quit or went away, and the reason otherwise
 // (an error wrapping starttls.ErrTLSOnPlaintextPort when the client sent a
 // TLS ClientHello instead of a command). Cancelling ctx closes conn.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
-	s.init()
-	var err error
-	if lerr := s.loop.ServeConn(conn, func(c net.Conn) { err = s.serve(ctx, c) }); lerr != nil {
-		return lerr
-	}
-	return err
+	return s.init().ServeConn(ctx, conn, s.serve)
 }
 
 // Close closes the listeners and every connection at once.
-func (s *Server) Close() error { return s.loop.Close() }
+func (s *Server) Close() error { return s.sessions.Close() }
 
 // Shutdown closes the listeners and waits for the sessions to end until
 // ctx is done, when it closes them.
-func (s *Server) Shutdown(ctx context.Context) error { return s.loop.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.sessions.Shutdown(ctx) }
 
 // Handshake serves the plaintext part of a session on conn (greeting, EHLO,
 // refusals) until the client sends STARTTLS, then runs the TLS handshake
