@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -53,17 +54,18 @@ func (lp *Loop) Serve(l net.Listener, handle func(net.Conn)) error {
 		if err != nil {
 			lp.mu.Lock()
 			closed := lp.closed
-			delete(lp.listeners, l)
 			lp.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if !closed && temporary(err) {
 				// Temporary resource shortage (EMFILE): wait, as net/http does.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue
+			}
+			lp.mu.Lock()
+			delete(lp.listeners, l)
+			lp.mu.Unlock()
+			if closed {
+				return ErrServerClosed
 			}
 			return err
 		}
@@ -82,6 +84,18 @@ func (lp *Loop) Serve(l net.Listener, handle func(net.Conn)) error {
 			handle(conn)
 		}()
 	}
+}
+
+// temporary reports whether an Accept error is worth retrying after a
+// pause: a timeout, running out of file descriptors or buffers, or a
+// connection aborted before it was accepted.
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // ServeConn runs handle on one connection with the same bookkeeping.

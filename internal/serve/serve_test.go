@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -82,5 +85,57 @@ func TestServeAfterClose(t *testing.T) {
 	}
 	if err := lp.Serve(l, func(net.Conn) {}); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve after Close = %v", err)
+	}
+}
+
+// fakeListener returns the queued results of Accept in order, then blocks
+// until closed.
+type fakeListener struct {
+	results chan acceptResult
+	closed  chan struct{}
+	once    sync.Once
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error
+}
+
+func (l *fakeListener) Accept() (net.Conn, error) {
+	select {
+	case r := <-l.results:
+		return r.conn, r.err
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *fakeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *fakeListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+func TestAcceptRetriesOnEMFILE(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	l := &fakeListener{results: make(chan acceptResult, 2), closed: make(chan struct{})}
+	l.results <- acceptResult{err: &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}}
+	l.results <- acceptResult{conn: c1}
+	var lp Loop
+	handled := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- lp.Serve(l, func(net.Conn) { close(handled) }) }()
+	select {
+	case <-handled:
+	case err := <-done:
+		t.Fatalf("Serve stopped on EMFILE: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection after EMFILE not served")
+	}
+	lp.Close()
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v, want ErrServerClosed", err)
 	}
 }

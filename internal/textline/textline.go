@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -258,10 +259,25 @@ func Watch(ctx context.Context, conn net.Conn) (stop func()) {
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d)
 	}
-	cancel := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	// The mutex orders the AfterFunc against stop: once stop has cleared
+	// the deadline, a cancellation running late must not set it again.
+	var (
+		mu      sync.Mutex
+		stopped bool
+	)
+	cancel := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			conn.SetDeadline(aLongTimeAgo)
+		}
+	})
 	return func() {
 		cancel()
+		mu.Lock()
+		stopped = true
 		conn.SetDeadline(time.Time{})
+		mu.Unlock()
 	}
 }
 
