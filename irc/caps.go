@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -50,14 +51,8 @@ func splitCaps(caps []string, list string) []string {
 		if len(caps) >= maxCaps {
 			break
 		}
-		dup := false
-		for _, x := range caps {
-			if capName(x) == capName(c) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		name := capName(c)
+		if !slices.ContainsFunc(caps, func(x string) bool { return capName(x) == name }) {
 			caps = append(caps, c)
 		}
 	}
@@ -78,11 +73,7 @@ func authMechs(caps []string) []string {
 		if m == "" || len(out) >= maxSASLMechs {
 			continue
 		}
-		dup := false
-		for _, x := range out {
-			dup = dup || x == m
-		}
-		if !dup {
+		if !slices.Contains(out, m) {
 			out = append(out, m)
 		}
 	}

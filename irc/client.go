@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -447,7 +448,7 @@ func (c *Client) Login(ctx context.Context, username, password string) error {
 	if len(mechs) == 0 {
 		return errorf("the server offers no SASL (no sasl capability)")
 	}
-	if mechs[0] != "SASL" && !contains(mechs, "PLAIN") {
+	if mechs[0] != "SASL" && !slices.Contains(mechs, "PLAIN") {
 		return errorf("the server offers SASL %s, not PLAIN", strings.Join(mechs, ","))
 	}
 	ctx, done := c.begin(ctx)
@@ -457,15 +458,6 @@ func (c *Client) Login(ctx context.Context, username, password string) error {
 		err = c.register(nickFrom(username))
 	}
 	return textline.CtxErr(ctx, err)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // next reads the next message that is not a PING (answered) or a NOTICE,
@@ -495,7 +487,10 @@ func (c *Client) saslPlain(username, password string) error {
 	if err := c.tc.WriteLine("CAP REQ :sasl"); err != nil {
 		return err
 	}
-	for {
+	for n := 0; ; n++ {
+		if n >= c.opts.LinesLimit() {
+			return protoErr("no CAP ACK after %d messages", n)
+		}
 		m, err := c.next("CAP ACK")
 		if err != nil {
 			return err
@@ -513,7 +508,10 @@ func (c *Client) saslPlain(username, password string) error {
 	if err := c.tc.WriteLine("AUTHENTICATE PLAIN"); err != nil {
 		return err
 	}
-	for {
+	for n := 0; ; n++ {
+		if n >= c.opts.LinesLimit() {
+			return protoErr("no AUTHENTICATE + after %d messages", n)
+		}
 		m, err := c.next("AUTHENTICATE +")
 		if err != nil {
 			return err
@@ -538,7 +536,10 @@ func (c *Client) saslPlain(username, password string) error {
 			}
 		}
 	}
-	for {
+	for n := 0; ; n++ {
+		if n >= c.opts.LinesLimit() {
+			return protoErr("no SASL result after %d messages", n)
+		}
 		m, err := c.next("the SASL result")
 		if err != nil {
 			return err
@@ -584,7 +585,10 @@ func (c *Client) register(nick string) error {
 		return err
 	}
 	tries := 0
-	for {
+	for n := 0; ; n++ {
+		if n >= c.opts.LinesLimit() {
+			return protoErr("no 001 RPL_WELCOME after %d messages", n)
+		}
 		m, err := c.next("001 RPL_WELCOME")
 		if err != nil {
 			return err

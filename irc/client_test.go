@@ -2,9 +2,11 @@ package irc
 
 import (
 	"encoding/base64"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/internal/linetest"
@@ -138,4 +140,29 @@ func TestParseMessage(t *testing.T) {
 			t.Errorf("ParseMessage(%q) = %+v, want an error", bad, m)
 		}
 	}
+}
+
+func TestRegisterBoundsMessages(t *testing.T) {
+	addr, wait := linetest.FakeServer(t, func(f *linetest.Fake) {
+		f.Expect("CAP LS 302")
+		f.Send(":srv CAP * LS :\r\n")
+		for range 50 {
+			f.Send(":srv 002 ann :still here\r\n")
+		}
+		f.Drain()
+	})
+	ctx, cancel := contextWithTimeout(linetest.Ctx(t), 5*time.Second)
+	defer cancel()
+	opts := clientOpts(t, starttls.ModePlain)
+	opts.MaxLines = 10
+	c, _, err := Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Register(ctx, "ann")
+	if !errors.Is(err, starttls.ErrProtocol) || !strings.Contains(err.Error(), "RPL_WELCOME") {
+		t.Errorf("Register() error = %v, want a protocol error", err)
+	}
+	c.conn.Close()
+	wait()
 }

@@ -284,10 +284,6 @@ func (ss *session) serve() error {
 			}
 			return err
 		}
-		if textline.LooksLikeTLS(line) {
-			ss.send("ERROR :Closing link: TLS received on the plaintext IRC port")
-			return textline.ErrClientHello
-		}
 		if line == "" {
 			continue // RFC 2812 §2.3.1: empty messages are silently ignored
 		}
@@ -592,9 +588,10 @@ func (ss *session) cmdNick(m *Message) error {
 	if ss.registered {
 		peers = ss.peersLocked()
 	}
-	s.mu.Unlock()
+	// Other sessions read nick under s.mu (JOIN's names list).
 	old := ss.mask()
 	ss.nick = nick
+	s.mu.Unlock()
 	if ss.registered {
 		line := ":" + old + " NICK :" + nick
 		ss.send(line)
@@ -615,8 +612,8 @@ func (ss *session) releaseNick() {
 	if ss.srv.nicks[strings.ToLower(ss.nick)] == ss {
 		delete(ss.srv.nicks, strings.ToLower(ss.nick))
 	}
-	ss.srv.mu.Unlock()
 	ss.nick = ""
+	ss.srv.mu.Unlock()
 }
 
 // cmdUser records the user (RFC 2812 §3.1.3).
@@ -637,7 +634,10 @@ func (ss *session) tryRegister() error {
 	if ss.registered || ss.nick == "" || ss.user == "" || ss.negotiating {
 		return nil
 	}
+	// Other sessions read registered under s.mu (PRIVMSG to a nick).
+	ss.srv.mu.Lock()
 	ss.registered = true
+	ss.srv.mu.Unlock()
 	name := ss.srv.Name()
 	lines := []struct {
 		code   string
