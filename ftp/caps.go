@@ -60,12 +60,6 @@ func featArgs(feats []string, kw string) ([]string, bool) {
 	return args, found
 }
 
-// hasFeat reports whether the feature kw is listed.
-func hasFeat(feats []string, kw string) bool {
-	_, ok := featArgs(feats, kw)
-	return ok
-}
-
 // offersTLS reports whether the features advertise the TLS upgrade: an
 // AUTH feature naming TLS, TLS-C or SSL (RFC 4217 §6).
 func offersTLS(feats []string) bool {

@@ -20,6 +20,9 @@ const (
 	MaxFileSize = 64 << 20
 	// MaxListLines bounds the lines of a listing (List, NameList).
 	MaxListLines = 100000
+	// MaxListBytes bounds the octets of a listing, line endings included
+	// (16 MiB).
+	MaxListBytes = 16 << 20
 	// quitTimeout bounds the polite QUIT of Client.Close.
 	quitTimeout = 2 * time.Second
 	// probeCommand is the harmless command pipelined after AUTH TLS by
@@ -564,9 +567,11 @@ func (c *Client) transfer(ctx context.Context, command string, read func(io.Read
 	return nil
 }
 
-// readLines reads the lines of a listing, bounded in length and count.
+// readLines reads the lines of a listing, bounded in length, count
+// (MaxListLines) and total size (MaxListBytes).
 func (c *Client) readLines(r io.Reader, out *[]string) error {
 	lc := textline.New(readOnlyConn{r}, textline.Options{Proto: "ftp", MaxLine: c.opts.LineLimit()})
+	total := 0
 	for {
 		line, err := lc.ReadLine()
 		if err != nil {
@@ -577,6 +582,9 @@ func (c *Client) readLines(r io.Reader, out *[]string) error {
 		}
 		if len(*out) >= MaxListLines {
 			return errorf("listing longer than %d lines", MaxListLines)
+		}
+		if total += len(line) + 2; total > MaxListBytes {
+			return fmt.Errorf("ftp: listing longer than %d bytes: %w", MaxListBytes, starttls.ErrLineTooLong)
 		}
 		*out = append(*out, line)
 	}

@@ -170,3 +170,9 @@ func listen(t testing.TB) net.Listener {
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+// hasFeat reports whether the feature kw is listed.
+func hasFeat(feats []string, kw string) bool {
+	_, ok := featArgs(feats, kw)
+	return ok
+}

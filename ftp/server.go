@@ -345,10 +345,6 @@ func (ss *session) serve() error {
 			}
 			return err
 		}
-		if textline.LooksLikeTLS(line) {
-			ss.reply("500 TLS received on the plaintext FTP port")
-			return textline.ErrClientHello
-		}
 		if err := ss.dispatch(line); err != nil {
 			return err
 		}
@@ -765,8 +761,11 @@ func (ss *session) withData(send func(w io.Writer) error) error {
 		return err
 	}
 	dc, err := ss.acceptData(l)
+	// The waits below can outlast the control connection's deadline, set
+	// before the command: refresh it for each reply that follows one.
 	if err != nil {
 		ss.debug("data connection", err)
+		ss.deadline()
 		return ss.reply("425 Cannot open data connection")
 	}
 	defer dc.Close()
@@ -779,16 +778,18 @@ func (ss *session) withData(send func(w io.Writer) error) error {
 		cancel()
 		if err != nil {
 			ss.debug("data connection TLS handshake", err)
+			ss.deadline()
 			return ss.reply("425 TLS negotiation on the data connection failed")
 		}
 		w = tc
 	}
-	if err := send(w); err != nil {
-		ss.debug("data transfer", err)
-		return ss.reply("426 Connection closed; transfer aborted")
+	err = send(w)
+	if err == nil {
+		err = w.Close() // close_notify, then the TCP close
 	}
-	if err := w.Close(); err != nil { // close_notify, then the TCP close
-		ss.debug("data connection close", err)
+	ss.deadline()
+	if err != nil {
+		ss.debug("data transfer", err)
 		return ss.reply("426 Connection closed; transfer aborted")
 	}
 	return ss.reply("226 Transfer complete")
