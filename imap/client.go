@@ -19,6 +19,9 @@ import (
 const (
 	// MaxMailboxes bounds the LIST responses Client.List accepts.
 	MaxMailboxes = 10000
+	// MaxListBytes bounds the octets of all the responses to one LIST
+	// (16 MiB): each response is bounded on its own, their sum here.
+	MaxListBytes = 16 << 20
 	// logoutTimeout bounds the polite LOGOUT of Client.Close.
 	logoutTimeout = 2 * time.Second
 )
@@ -609,7 +612,8 @@ func (c *Client) authPlain(username, password string) error {
 
 // List returns the names of all mailboxes (LIST "" "*", RFC 3501 §6.3.8),
 // as the server spells them (modified UTF-7 is not decoded). At most
-// MaxMailboxes are accepted.
+// MaxMailboxes responses and MaxListBytes octets are accepted; more fails
+// with an error wrapping starttls.ErrLineTooLong or starttls.ErrProtocol.
 func (c *Client) List(ctx context.Context) ([]string, error) {
 	ctx, done := c.begin(ctx)
 	defer done()
@@ -618,7 +622,11 @@ func (c *Client) List(ctx context.Context) ([]string, error) {
 		return nil, textline.CtxErr(ctx, err)
 	}
 	var names []string
+	total := 0
 	r, err := c.waitTagged(tag, MaxMailboxes, func(u *response) error {
+		if total += len(u.raw) + 2; total > MaxListBytes {
+			return fmt.Errorf("imap: LIST answer longer than %d bytes: %w", MaxListBytes, starttls.ErrLineTooLong)
+		}
 		if u.Type != "LIST" {
 			return nil
 		}

@@ -389,9 +389,6 @@ func (ss *session) readCommand() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if b.Len() == 0 && textline.LooksLikeTLS(line) {
-			return "", textline.ErrClientHello
-		}
 		if b.Len()+len(line) > maxCommand {
 			return "", &cmdError{tag: tagOf(b.String()), text: "[TOOBIG] Command too long", fatal: true}
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -245,7 +244,7 @@ func (c *Client) startTLS(ctx context.Context) error {
 	// RFC 5804 §2.2: the server sends its capabilities now, unasked.
 	caps, got, err := c.waitCaps(ctx)
 	if err != nil {
-		if probe != nil && isEOF(err) {
+		if probe != nil && textline.IsClosed(err) {
 			probe.Closed = true
 		}
 		return err
@@ -300,10 +299,6 @@ func (c *Client) restoreDeadline(ctx context.Context) {
 	}
 }
 
-func isEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || textline.IsClosed(err)
-}
-
 // runProbe decides the injection probe after the handshake. The server
 // sent its own capability list (gotFirst) or nothing; any further data
 // before the client speaks is the answer to the pipelined CAPABILITY,
@@ -332,7 +327,7 @@ func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe, g
 	switch {
 	case isTimeout(err):
 		return nil
-	case isEOF(err):
+	case textline.IsClosed(err):
 		probe.Closed = true
 		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
 	default:
@@ -385,13 +380,49 @@ func (c *Client) simple(line, shown string, fn func(toks []token) error) (respon
 	return c.complete(fn)
 }
 
-// complete reads data lines up to the completing OK, NO or BYE.
+// maxAnswer bounds the octets of one answer, lines and literals together:
+// one script at most, plus room for the lines around it.
+const maxAnswer = MaxScriptSize + 64<<10
+
+// budgetReader counts the octets read through it against a budget and
+// fails with starttls.ErrLineTooLong past it.
+type budgetReader struct {
+	r    wireReader
+	left int
+}
+
+func (b *budgetReader) spend(n int) error {
+	b.left -= n
+	if b.left < 0 {
+		return fmt.Errorf("sieve: answer longer than %d octets: %w", maxAnswer, starttls.ErrLineTooLong)
+	}
+	return nil
+}
+
+func (b *budgetReader) ReadLine() (string, error) {
+	line, err := b.r.ReadLine()
+	if err != nil {
+		return line, err
+	}
+	return line, b.spend(len(line) + 2)
+}
+
+func (b *budgetReader) ReadFull(n int) ([]byte, error) {
+	if err := b.spend(n); err != nil {
+		return nil, err
+	}
+	return b.r.ReadFull(n)
+}
+
+// complete reads data lines up to the completing OK, NO or BYE, at most
+// LinesLimit lines and maxAnswer octets.
 func (c *Client) complete(fn func(toks []token) error) (response, error) {
+	br := &budgetReader{r: c.tc, left: maxAnswer}
 	for n := 0; ; n++ {
 		if n > c.opts.LinesLimit() {
 			return response{}, starttls.ProtocolError("sieve", "answer longer than %d lines", c.opts.LinesLimit())
 		}
-		toks, err := readTokens(c.tc, MaxScriptSize, anyLiteral)
+		toks, err := readTokens(br, MaxScriptSize, anyLiteral)
 		if err != nil {
 			return response{}, err
 		}
