@@ -260,28 +260,11 @@ func (c *Client) startTLS(ctx context.Context, mode starttls.Mode) error {
 		return nil
 	}
 
-	if probe {
-		// A server that answers the probe command before starting TLS is
-		// not executing it inside TLS: record the answer, no verdict.
-		if b := c.tc.TakeBuffered(); len(b) > 0 {
-			res.Injection.Reply = string(b)
-			c.tc.Note(fmt.Sprintf("%d bytes in plaintext after the go-ahead, taken as the answer to the pipelined %s", len(b), probeCommand))
-		}
-	} else if b, err := c.tc.CheckNoBuffered(); err != nil {
-		res.PlaintextAfterUpgrade = b
+	// A server that answers the probe command before starting TLS is not
+	// executing it inside TLS: StartTLS records the answer, no verdict.
+	if _, err := c.tc.StartTLS(ctx, c.conn, &c.opts, res, res.Injection, "STARTTLS", "the 220 go-ahead"); err != nil {
 		return err
 	}
-
-	tconn, err := starttls.Handshake(ctx, c.conn, &c.opts)
-	if err != nil {
-		if probe && textline.IsClosed(err) {
-			res.Injection.Closed = true
-		}
-		return err
-	}
-	c.tc.Upgrade(tconn)
-	st := tconn.ConnectionState()
-	res.TLS, res.Upgraded = &st, true
 	c.ext = nil // RFC 3207 §4.2: forget what the server said in plaintext
 
 	if probe {
@@ -307,44 +290,35 @@ func (c *Client) startTLS(ctx context.Context, mode starttls.Mode) error {
 // is the answer to the command pipelined with STARTTLS, executed inside TLS.
 func (c *Client) probe(ctx context.Context) error {
 	inj := c.res.Injection
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	line, err := c.tc.ReadLine()
-	d, _ := ctx.Deadline() // WithDefaultTimeout guarantees one
-	c.conn.SetReadDeadline(d)
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case err == nil:
-		inj.Vulnerable = true
-		if inj.Reply != "" {
-			inj.Reply += "\n"
-		}
-		inj.Reply += line
-		c.tc.Note(fmt.Sprintf("the server answered the %s pipelined with STARTTLS inside TLS: vulnerable to CVE-2011-0411", probeCommand))
-		// Read the rest of a multi-line answer to stay in step.
-		if _, more, _, perr := textline.ParseReplyLine(line); perr == nil && more {
-			r, err := c.readReply()
-			if err != nil {
-				return err
-			}
-			inj.Reply += "\n" + formatReply(r)
-		}
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil
-	case textline.IsClosed(err):
-		inj.Closed = true
+	var line string
+	got := false
+	err := c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), inj, textline.IsClosed, func() error {
+		var err error
+		line, err = c.tc.ReadLine()
+		got = err == nil
 		return err
-	default:
-		inj.Err = err.Error()
+	})
+	if err != nil || !got {
 		return err
 	}
+	inj.Vulnerable = true
+	if inj.Reply != "" {
+		inj.Reply += "\n"
+	}
+	inj.Reply += starttls.Escape(line)
+	c.tc.Note(fmt.Sprintf("the server answered the %s pipelined with STARTTLS inside TLS: vulnerable to CVE-2011-0411", probeCommand))
+	// Read the rest of a multi-line answer, under ctx's deadline again, to
+	// stay in step.
+	if _, more, _, perr := textline.ParseReplyLine(line); perr == nil && more {
+		r, err := c.readReply()
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(formatReply(r), "\n") {
+			inj.Reply += "\n" + starttls.Escape(l)
+		}
+	}
+	return nil
 }
 
 func (c *Client) readReply() (textline.Reply, error) {
