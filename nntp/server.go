@@ -259,10 +259,6 @@ func (ss *session) serve() error {
 			}
 			return err
 		}
-		if textline.LooksLikeTLS(line) {
-			ss.reply(CodeUnknownCommand, "TLS received on the plaintext NNTP port")
-			return textline.ErrClientHello
-		}
 		if err := ss.dispatch(line); err != nil {
 			return err
 		}

@@ -296,10 +296,6 @@ func (ss *session) serve() error {
 			}
 			return err
 		}
-		if textline.LooksLikeTLS(line) {
-			ss.reply("-ERR TLS received on the plaintext POP3 port")
-			return textline.ErrClientHello
-		}
 		if err := ss.dispatch(line); err != nil {
 			return err
 		}
