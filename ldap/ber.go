@@ -24,7 +24,6 @@ const (
 
 // BER identifier octets used by LDAP (RFC 4511 Appendix B, X.690 §8.1.2).
 const (
-	classUniversal   = 0x00
 	classApplication = 0x40
 	classContext     = 0x80
 	classMask        = 0xc0
@@ -33,7 +32,6 @@ const (
 	tagBoolean     = 0x01
 	tagInteger     = 0x02
 	tagOctetString = 0x04
-	tagNull        = 0x05
 	tagEnumerated  = 0x0a
 	tagSequence    = 0x30
 	tagSet         = 0x31

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func (c *Client) dialog(ctx context.Context) error {
 		return err
 	}
 	c.res.CapsBefore, c.res.AuthBefore = caps, auth
-	c.res.Offered = readable && hasCap(caps, "supportedExtension="+StartTLSOID)
+	c.res.Offered = readable && slices.Contains(caps, "supportedExtension="+StartTLSOID)
 	if c.mode == starttls.ModePlain {
 		return nil
 	}
@@ -312,7 +313,12 @@ func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe, p
 // skipProbeAnswer reads and drops the plaintext answer to the probe search
 // after a refused StartTLS, waiting at most opts.Wait() for it.
 func (c *Client) skipProbeAnswer(ctx context.Context, probeID int64) error {
-	c.conn.SetReadDeadline(time.Now().Add(c.opts.Wait()))
+	// The short wait must not extend a context that ends sooner.
+	deadline := time.Now().Add(c.opts.Wait())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.conn.SetReadDeadline(deadline)
 	defer func() {
 		if d, ok := ctx.Deadline(); ok {
 			c.conn.SetReadDeadline(d)
@@ -401,15 +407,6 @@ func (c *Client) rootDSE() (caps, auth []string, readable bool, err error) {
 	return caps, auth, readable, nil
 }
 
-func hasCap(caps []string, want string) bool {
-	for _, c := range caps {
-		if c == want {
-			return true
-		}
-	}
-	return false
-}
-
 // search runs a SearchRequest with the filter (objectClass=*) and returns
 // the entries; a result other than success is a *ResultError. At most
 // opts.LinesLimit() entries and references are accepted.
@@ -420,22 +417,25 @@ func (c *Client) search(base string, scope Scope, attrs []string) ([]*Entry, err
 		return nil, err
 	}
 	var entries []*Entry
-	for n := 0; ; n++ {
-		if n > c.opts.LinesLimit() {
-			return nil, starttls.ProtocolError("ldap", "more than %d search results", c.opts.LinesLimit())
-		}
+	for results := 0; ; {
 		m, err := c.readFor(id)
 		if err != nil {
 			return nil, err
 		}
 		switch m.op.tag {
-		case opSearchResultEntry:
+		case opSearchResultEntry, opSearchResultReference, opIntermediateResponse:
+			// At most LinesLimit() of these: the limit is exact.
+			if results++; results > c.opts.LinesLimit() {
+				return nil, starttls.ProtocolError("ldap", "more than %d search results", c.opts.LinesLimit())
+			}
+			if m.op.tag != opSearchResultEntry {
+				continue
+			}
 			e, err := parseEntry(&m.op)
 			if err != nil {
 				return nil, err
 			}
 			entries = append(entries, e)
-		case opSearchResultReference, opIntermediateResponse:
 		case opSearchResultDone:
 			r, err := parseResult(&m.op)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,42 @@ func TestEncodeStartTLS(t *testing.T) {
 	want := append(mustHex(t, "30 1d 02 01 01 77 18 80 16"), StartTLSOID...)
 	if got := encodeMessage(1, encodeExtended(StartTLSOID)); !bytes.Equal(got, want) {
 		t.Fatalf("StartTLS request = % x, want % x", got, want)
+	}
+}
+
+// TestEncodeSearchGolden: the root DSE search, derived by hand from the
+// ASN.1 of RFC 4511 §4.5.1 (and checked against ldapsearch -x -b ""
+// -s base supportedExtension, which differs only in the message ID and in
+// writing "objectclass" in lower case).
+func TestEncodeSearchGolden(t *testing.T) {
+	want := mustHex(t, "30 39 02 01 01"+ // LDAPMessage, messageID 1
+		" 63 34"+ // [APPLICATION 3] SearchRequest
+		" 04 00"+ // baseObject ""
+		" 0a 01 00"+ // scope baseObject
+		" 0a 01 00"+ // derefAliases neverDerefAliases
+		" 02 01 00"+ // sizeLimit 0
+		" 02 01 00"+ // timeLimit 0
+		" 01 01 00"+ // typesOnly FALSE
+		" 87 0b 6f 62 6a 65 63 74 43 6c 61 73 73"+ // present [7] "objectClass"
+		" 30 14 04 12 73 75 70 70 6f 72 74 65 64 45 78 74 65 6e 73 69 6f 6e") // attributes {"supportedExtension"}
+	if got := encodeMessage(1, encodeSearch("", ScopeBase, []string{"supportedExtension"})); !bytes.Equal(got, want) {
+		t.Fatalf("SearchRequest = % x, want % x", got, want)
+	}
+}
+
+// TestEncodeSimpleBindGolden: a simple bind, derived by hand from RFC 4511
+// §4.2 (ldapsearch -x -D cn=a -w p sends the same bytes).
+func TestEncodeSimpleBindGolden(t *testing.T) {
+	want := mustHex(t, "60 0c"+ // [APPLICATION 0] BindRequest
+		" 02 01 03"+ // version 3
+		" 04 04 63 6e 3d 61"+ // name "cn=a"
+		" 80 01 70") // simple [0] "p"
+	if got := encodeSimpleBind("cn=a", "p"); !bytes.Equal(got, want) {
+		t.Fatalf("BindRequest = % x, want % x", got, want)
+	}
+	want = append(mustHex(t, "30 11 02 01 01"), want...)
+	if got := encodeMessage(1, encodeSimpleBind("cn=a", "p")); !bytes.Equal(got, want) {
+		t.Fatalf("LDAPMessage(BindRequest) = % x, want % x", got, want)
 	}
 }
 
@@ -170,5 +207,24 @@ func TestClientTranscriptLines(t *testing.T) {
 	}
 	if strings.Contains(all, alicePW) {
 		t.Errorf("transcript shows the password:\n%s", all)
+	}
+}
+
+// TestSearchResultLimit: a search accepts exactly opts.LinesLimit()
+// entries (here those of the root DSE search), not one more.
+func TestSearchResultLimit(t *testing.T) {
+	const entries = 3
+	reply := slices.Concat(dseEntry(1, StartTLSOID), dseEntry(1), dseEntry(1), doneMsg(1, ResultSuccess))
+	for _, limit := range []int{entries, entries - 1} {
+		addr, _ := fakeServer(t, []step{{want: searchMsg(1, "", ScopeBase, dseAttrs...), reply: reply}})
+		opts := clientOpts(t, starttls.ModePlain)
+		opts.MaxLines = limit
+		c, _, err := Dial(linetest.Ctx(t), addr, opts)
+		if err == nil {
+			c.Close()
+		}
+		if ok := limit == entries; (err == nil) != ok {
+			t.Errorf("limit %d: Dial = %v, want success %v", limit, err, ok)
+		}
 	}
 }

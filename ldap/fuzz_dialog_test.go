@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -26,6 +27,8 @@ func FuzzServerSession(f *testing.F) {
 	srv := newServer(f)
 	srv.ReadTimeout = 50 * time.Millisecond
 	srv.MaxErrors = 50
+	var log panicLog
+	srv.Logger = slog.New(&log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
@@ -55,6 +58,7 @@ func FuzzServerSession(f *testing.F) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("session did not end")
 		}
+		log.check(t)
 		// A successful BindResponse can only follow a password bind over
 		// TLS, which this plaintext stream never reaches.
 		r := out.Bytes()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/starttls/starttls"
 )
@@ -425,63 +426,115 @@ func clip(b []byte, n int) string {
 // maxSummary bounds one transcript line.
 const maxSummary = 400
 
+// summaryBudget is how much of a summary is built before it is escaped and
+// clipped to maxSummary: escaping never shortens the text, and the slack of
+// utf8.UTFMax keeps a rune cut at the end of the budget out of the clip.
+const summaryBudget = maxSummary + utf8.UTFMax
+
+// summaryBuf builds a summary and stops taking text once budget bytes are
+// in: a message with many attributes costs no more than a short one.
+type summaryBuf struct {
+	b      strings.Builder
+	budget int
+}
+
+func (w *summaryBuf) full() bool { return w.b.Len() >= w.budget }
+
+func (w *summaryBuf) str(ss ...string) {
+	for _, s := range ss {
+		if room := w.budget - w.b.Len(); len(s) > room {
+			s = s[:max(room, 0)]
+		}
+		w.b.WriteString(s)
+	}
+}
+
+func (w *summaryBuf) printf(format string, args ...any) {
+	if !w.full() {
+		w.str(fmt.Sprintf(format, args...))
+	}
+}
+
 // summarize describes a message for the transcript in one readable line.
 // A BindRequest never shows its credentials.
 func summarize(m *message) string {
+	return summarizeBudget(m, summaryBudget)
+}
+
+func summarizeBudget(m *message, budget int) string {
 	op := &m.op
 	k := op.kids
-	name := opName(op.tag)
-	s := name
+	w := &summaryBuf{budget: budget}
+	w.str(opName(op.tag))
 	switch op.tag {
 	case opBindRequest:
 		if len(k) == 3 {
 			v, _ := intValue(&k[0])
-			s += fmt.Sprintf(" v%d dn=%q", v, k[1].data)
+			w.printf(" v%d dn=%q", v, k[1].data)
 			switch k[2].tag {
 			case ctxPrimitive0:
-				s += " simple password=****"
+				w.str(" simple password=****")
 			case classContext | constructed | 3:
-				s += " sasl credentials=****"
+				w.str(" sasl credentials=****")
 			}
 		}
 	case opSearchRequest:
 		if len(k) == 8 {
 			sc, _ := intValue(&k[1])
-			var attrs []string
-			for _, a := range k[7].kids {
-				attrs = append(attrs, string(a.data))
+			w.printf(" base=%q scope=%v filter=", k[0].data, Scope(sc))
+			filterString(w, &k[6], 0)
+			w.str(" attrs=")
+			for i, a := range k[7].kids {
+				if w.full() {
+					break
+				}
+				if i > 0 {
+					w.str(",")
+				}
+				w.str(string(a.data))
 			}
-			s += fmt.Sprintf(" base=%q scope=%v filter=%s attrs=%s", k[0].data, Scope(sc), filterString(&k[6], 0), strings.Join(attrs, ","))
 		}
 	case opExtendedRequest:
 		if len(k) > 0 {
-			s += " " + string(k[0].data)
+			w.str(" ", string(k[0].data))
 			switch string(k[0].data) {
 			case StartTLSOID:
-				s += " (StartTLS)"
+				w.str(" (StartTLS)")
 			case WhoAmIOID:
-				s += " (Who am I?)"
+				w.str(" (Who am I?)")
 			}
 		}
 	case opSearchResultEntry:
 		if en, err := parseEntry(op); err == nil {
-			s += fmt.Sprintf(" %q", en.DN)
+			w.printf(" %q", en.DN)
 			for _, a := range en.Attributes {
-				s += " " + a.Type + "=" + strings.Join(a.Values, ",")
+				if w.full() {
+					break
+				}
+				w.str(" ", a.Type, "=")
+				for i, v := range a.Values {
+					if w.full() {
+						break
+					}
+					if i > 0 {
+						w.str(",")
+					}
+					w.str(v)
+				}
 			}
 		}
 	case opBindResponse, opSearchResultDone, opExtendedResponse, opModifyResponse, opAddResponse,
 		opDelResponse, opModifyDNResponse, opCompareResponse:
 		if r, err := parseResult(op); err == nil {
-			s += " " + r.summary()
+			w.str(" ", r.summary())
 			if r.hasValue && op.tag == opExtendedResponse {
-				s += fmt.Sprintf(" value=%q", clip(r.value, 80))
+				w.printf(" value=%q", clip(r.value, 80))
 			}
 		}
 	case opDelRequest:
-		s += fmt.Sprintf(" %q", clip(op.data, 80))
+		w.printf(" %q", clip(op.data, 80))
 	}
-	s = starttls.Escape(s)
+	s := starttls.Escape(w.b.String())
 	if len(s) > maxSummary {
 		s = s[:maxSummary] + "…"
 	}
@@ -489,10 +542,14 @@ func summarize(m *message) string {
 }
 
 // filterString renders a Filter (RFC 4511 §4.5.1.7) in the RFC 4515 form
-// for the transcript, as far as it can.
-func filterString(f *element, depth int) string {
+// for the transcript, as far as it can, into w (up to w's budget).
+func filterString(w *summaryBuf, f *element, depth int) {
+	if w.full() {
+		return
+	}
 	if depth > 8 {
-		return "(…)"
+		w.str("(…)")
+		return
 	}
 	switch f.tag {
 	case ctxConstructed0, classContext | constructed | 1:
@@ -500,21 +557,30 @@ func filterString(f *element, depth int) string {
 		if f.tag&0x1f == 1 {
 			op = "|"
 		}
-		s := "(" + op
+		w.str("(", op)
 		for i := range f.kids {
-			s += filterString(&f.kids[i], depth+1)
+			if w.full() {
+				return
+			}
+			filterString(w, &f.kids[i], depth+1)
 		}
-		return s + ")"
+		w.str(")")
+		return
 	case classContext | constructed | 2:
 		if len(f.kids) == 1 {
-			return "(!" + filterString(&f.kids[0], depth+1) + ")"
+			w.str("(!")
+			filterString(w, &f.kids[0], depth+1)
+			w.str(")")
+			return
 		}
 	case classContext | 7:
-		return "(" + string(f.data) + "=*)"
+		w.str("(", string(f.data), "=*)")
+		return
 	case classContext | constructed | 3:
 		if len(f.kids) == 2 {
-			return "(" + string(f.kids[0].data) + "=" + string(f.kids[1].data) + ")"
+			w.str("(", string(f.kids[0].data), "=", string(f.kids[1].data), ")")
+			return
 		}
 	}
-	return fmt.Sprintf("(filter 0x%02x)", f.tag)
+	w.printf("(filter 0x%02x)", f.tag)
 }
