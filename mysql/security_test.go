@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,6 +295,27 @@ func TestLineTooLong(t *testing.T) {
 	}
 }
 
+// TestResultColumnDefinitionsBounded: column definitions count against
+// MaxResultBytes as they arrive, like the rows: a result set announcing
+// MaxColumns columns of 800 KB each (each under MaxResultPacket, 3.2 GB in
+// all) is refused once 16 MB are read, not after all of them.
+func TestResultColumnDefinitionsBounded(t *testing.T) {
+	var in []byte
+	seq := byte(1)
+	in = append(in, pkt(seq, appendLenenc(nil, MaxColumns))...)
+	def := marshalColumn(strings.Repeat("c", 400<<10)) // name and org_name
+	// Only the first 25 definitions are sent: reading further ends in EOF.
+	for range 25 {
+		seq++
+		in = append(in, pkt(seq, def)...)
+	}
+	w := newWire(&fakeConn{r: bytes.NewReader(in)}, nil, starttls.FromClient)
+	w.seq = 1
+	if _, err := w.readResult(10); !errors.Is(err, starttls.ErrLineTooLong) {
+		t.Fatalf("readResult = %v, want ErrLineTooLong", err)
+	}
+}
+
 // TestTLSClientHelloOnPlaintextPort: a client that starts with TLS gets a
 // closed connection, and the server says why.
 func TestTLSClientHelloOnPlaintextPort(t *testing.T) {
@@ -398,3 +420,6 @@ type fakeConn struct {
 
 func (f *fakeConn) Read(p []byte) (int, error)  { return f.r.Read(p) }
 func (f *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// sslRequestLen is the length of an SSLRequest payload.
+const sslRequestLen = 32

@@ -482,9 +482,6 @@ func (h *handshakeResponse) marshal() []byte {
 	return b
 }
 
-// sslRequestLen is the length of an SSLRequest payload.
-const sslRequestLen = 32
-
 // parseHandshakeResponse parses a HandshakeResponse41 or an SSLRequest
 // (sslRequest true: exactly 32 bytes with CLIENT_SSL).
 func parseHandshakeResponse(p []byte) (h *handshakeResponse, sslRequest bool, err error) {
@@ -696,6 +693,9 @@ func (w *wire) readResult(maxRows int) (*Rows, error) {
 			return nil, err
 		}
 		total += len(p)
+		if total > MaxResultBytes {
+			return nil, errorf("result set larger than %d bytes (column definitions): %w", MaxResultBytes, starttls.ErrLineTooLong)
+		}
 		c, err := parseColumn(p)
 		if err != nil {
 			return nil, err
