@@ -163,8 +163,13 @@ func (c *Client) sslRequest(ctx context.Context) error {
 		if probe != nil {
 			probe.Err = "upgrade not offered"
 			c.spent = "the injection probe's start-up message went to the server in plaintext"
-		}
-		if n := c.w.buffered(); n > 0 {
+			// The server may already have answered the probe's start-up
+			// message in plaintext: expected, recorded, not trusted.
+			if b := c.w.takeBuffered(); len(b) > 0 {
+				probe.Reply = "(in plaintext, no TLS; discarded) " + starttls.Escape(clipText(string(b), 200))
+				c.w.note(fmt.Sprintf("%d bytes in plaintext after 'N' (answer to the probe?), discarded", len(b)))
+			}
+		} else if n := c.w.buffered(); n > 0 {
 			return starttls.ProtocolError("postgres", "%d bytes of unsolicited data after 'N'", n)
 		}
 		if c.mode == starttls.ModeRequired {
@@ -341,7 +346,7 @@ func (c *Client) login(user, password string) error {
 	scramDone, authOK := false, false
 	c.params = map[string]string{}
 	for n := 0; ; n++ {
-		if n > c.opts.LinesLimit() {
+		if n >= c.opts.LinesLimit() {
 			return starttls.ProtocolError("postgres", "more than %d messages during the login", c.opts.LinesLimit())
 		}
 		typ, body, err := c.w.read()

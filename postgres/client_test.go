@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -195,5 +196,37 @@ func TestClientLoginErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoginMessageLimit: the login accepts exactly opts.LinesLimit()
+// messages from the server, not one more.
+func TestLoginMessageLimit(t *testing.T) {
+	const params = 5 // AuthenticationOk, 5 ParameterStatus, ReadyForQuery
+	for _, limit := range []int{params + 2, params + 1} {
+		addr, _ := fakeServer(t, func(c net.Conn) {
+			start := startupMessage([][2]string{{"user", testUser}, {"database", testUser}, {"application_name", "starttls"}})
+			if _, err := io.ReadFull(c, make([]byte, len(start))); err != nil {
+				return
+			}
+			msgs := [][]byte{newMessage('R').int32(0).done()}
+			for i := range params {
+				msgs = append(msgs, newMessage('S').cstring("p"+strconv.Itoa(i)).cstring("v").done())
+			}
+			msgs = append(msgs, newMessage('Z').byte1('I').done())
+			c.Write(slices.Concat(msgs...))
+			io.Copy(io.Discard, c)
+		})
+		opts := clientOpts(t, starttls.ModePlain)
+		opts.MaxLines = limit
+		c, _, err := Dial(linetest.Ctx(t), addr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Login(linetest.Ctx(t), testUser, testPass)
+		c.Close()
+		if ok := limit == params+2; (err == nil) != ok {
+			t.Errorf("limit %d: Login = %v, want success %v", limit, err, ok)
+		}
 	}
 }

@@ -129,6 +129,36 @@ func readSSLRequest(t *testing.T, c net.Conn) bool {
 	return true
 }
 
+// TestProbeAnswerAfterN: with the injection probe, a server without TLS
+// answers 'N' and then, in plaintext, the probe's StartupMessage. That
+// answer is expected (recorded, discarded), not unsolicited data: the
+// opportunistic Dial succeeds without TLS, whatever the timing.
+func TestProbeAnswerAfterN(t *testing.T) {
+	addr, _ := fakeServer(t, func(c net.Conn) {
+		if !readSSLRequest(t, c) {
+			return
+		}
+		if _, err := io.ReadFull(c, make([]byte, len(probeStartup()))); err != nil {
+			t.Errorf("reading the probe's StartupMessage: %v", err)
+			return
+		}
+		// 'N' and the answer to the StartupMessage in one segment.
+		c.Write(slices.Concat([]byte("N"), newMessage('R').int32(10).cstring(SCRAMSHA256).byte1(0).done()))
+		io.Copy(io.Discard, c)
+	})
+	opts := clientOpts(t, starttls.ModeOpportunistic)
+	opts.ProbeInjection = true
+	c, res, err := Dial(linetest.Ctx(t), addr, opts)
+	if err != nil {
+		t.Fatalf("Dial: %v\n%s", err, dump(opts.Transcript))
+	}
+	defer c.Close()
+	p := res.Injection
+	if res.Upgraded || res.Offered || p == nil || p.Vulnerable || !strings.Contains(p.Reply, "discarded") {
+		t.Fatalf("Result %+v, probe %+v", res, p)
+	}
+}
+
 // TestClientRejectsResponseInjection is CVE-2021-23222: bytes after 'S'
 // and before the handshake fail the upgrade and are recorded, a whole
 // message as well as a partial one.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -302,7 +303,7 @@ func (d *decoder) cstring() string {
 	if d.err != nil {
 		return ""
 	}
-	i := strings.IndexByte(string(d.b), 0)
+	i := bytes.IndexByte(d.b, 0)
 	if i < 0 {
 		d.fail("string without NUL")
 		return ""
