@@ -6,8 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -234,7 +234,7 @@ func (c *Client) dialog(ctx context.Context) error {
 	c.afterTLS(resp)
 	// The Allow header of the OPTIONS answer is a capability, too.
 	for _, cp := range caps(opt.h) {
-		if !containsStr(c.res.CapsAfter, cp) {
+		if !slices.Contains(c.res.CapsAfter, cp) {
 			c.res.CapsAfter = append(c.res.CapsAfter, cp)
 		}
 	}
@@ -265,7 +265,12 @@ func (c *Client) notUpgraded(ctx context.Context, resp response, probe *starttls
 	if probe != nil && !c.broken {
 		// The pipelined HEAD is answered in plaintext; read the answer so
 		// that the session stays in step.
-		c.conn.SetReadDeadline(time.Now().Add(c.opts.Wait()))
+		// The short wait must not extend a context that ends sooner.
+		deadline := time.Now().Add(c.opts.Wait())
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.conn.SetReadDeadline(deadline)
 		r, err := readResponse(c.tc, c.opts.LinesLimit())
 		c.restoreDeadline(ctx)
 		var ne net.Error
@@ -292,33 +297,15 @@ func (c *Client) restoreDeadline(ctx context.Context) {
 // runProbe waits opts.Wait() for an answer the client did not ask for: a
 // server that served the pipelined HEAD inside TLS answers it now.
 func (c *Client) runProbe(ctx context.Context, probe *starttls.InjectionProbe) error {
-	deadline := time.Now().Add(c.opts.Wait())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetReadDeadline(deadline)
-	resp, err := readResponse(c.tc, c.opts.LinesLimit())
-	c.restoreDeadline(ctx)
-	if err == nil {
-		probe.Vulnerable = true
-		probe.Reply = resp.line
-		c.tc.Note("injection probe: the server answered the pipelined " + probeTarget + " inside TLS (CVE-2011-0411 class)")
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil // silence: not vulnerable
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		probe.Closed = true
-		return errorf("server closed the connection after the TLS handshake (injection probe): %w", err)
-	default:
-		probe.Err = err.Error()
+	return c.tc.AwaitProbeAnswer(ctx, c.conn, c.opts.Wait(), probe, nil, func() error {
+		resp, err := readResponse(c.tc, c.opts.LinesLimit())
+		if err == nil {
+			probe.Vulnerable = true
+			probe.Reply = resp.line
+			c.tc.Note("injection probe: the server answered the pipelined " + probeTarget + " inside TLS (CVE-2011-0411 class)")
+		}
 		return err
-	}
+	})
 }
 
 // probeNotRun records why the injection probe could not run.

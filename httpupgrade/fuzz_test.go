@@ -2,6 +2,7 @@ package httpupgrade
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -90,7 +91,10 @@ func FuzzServerRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		srv := &Server{Backend: memBackend{}}
 		srv.AllowPlaintextLogin = true
+		var log panicLog
+		srv.Logger = slog.New(&log)
 		ss := srv.newSession(t.Context(), &bytesConn{r: bytes.NewReader(data)})
 		ss.run()
+		log.check(t)
 	})
 }

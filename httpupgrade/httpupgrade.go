@@ -68,6 +68,7 @@ package httpupgrade
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,7 +241,7 @@ func authSchemes(h headers) []string {
 		}
 		for _, item := range splitChallenges(f.value) {
 			s := strings.ToUpper(item)
-			if isToken(s) && !containsStr(out, s) {
+			if isToken(s) && !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}
@@ -280,15 +281,6 @@ func splitChallenges(v string) []string {
 		out = append(out, first)
 	}
 	return out
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // capHeaders are the header fields recorded as capabilities.

@@ -434,11 +434,7 @@ func (ss *session) answer(req request) answer {
 		}
 		u, err := ss.checkBasic(auth)
 		if err != nil {
-			var hs []string
-			if loginOK {
-				hs = []string{challenge}
-			}
-			return answer{code: 401, reason: "Unauthorized", headers: hs, body: "invalid user name or password\n"}
+			return answer{code: 401, reason: "Unauthorized", headers: []string{challenge}, body: "invalid user name or password\n"}
 		}
 		user = u
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,7 +125,7 @@ func (g collected) negs() []string {
 	for _, e := range g.events {
 		if e.kind == evNeg {
 			s := verbName(e.b) + " " + optName(e.opt)
-			if !containsStr(out, s) {
+			if !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}
@@ -132,20 +133,13 @@ func (g collected) negs() []string {
 	return out
 }
 
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // collect reads the Telnet stream. It waits at most first for the first
 // byte, and again after each refusal it sent (the server owes an answer);
 // otherwise, once bytes arrive, it ends after quiet without more (quiet 0:
 // only stop or the context ends it). stop, if not nil, ends it right after an
-// event for which it returns true. Negotiations of options other than
+// event for which it returns true; it sees only the tail of the text (the
+// last promptTail bytes, enough to find a prompt at the end), so that
+// calling it on every byte stays linear. Negotiations of options other than
 // START_TLS are refused on the way. A silent server is not an error (the
 // caller checks received).
 func (c *Client) collect(ctx context.Context, first, quiet time.Duration, stop func(ev event, text string) bool) (g collected, err error) {
@@ -210,7 +204,7 @@ func (c *Client) collect(ctx context.Context, first, quiet time.Duration, stop f
 				return g, errorf("more than %d bytes of text without a pause: %w", maxText, starttls.ErrLineTooLong)
 			}
 			text.WriteByte(ev.b)
-			if stop != nil && stop(ev, text.String()) {
+			if stop != nil && stop(ev, tail(text.String())) {
 				return g, nil
 			}
 			continue
@@ -226,7 +220,7 @@ func (c *Client) collect(ctx context.Context, first, quiet time.Duration, stop f
 			return g, err
 		}
 		replied = replied || sent
-		if stop != nil && stop(ev, text.String()) {
+		if stop != nil && stop(ev, tail(text.String())) {
 			return g, nil
 		}
 	}

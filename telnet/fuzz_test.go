@@ -3,6 +3,7 @@ package telnet
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -87,7 +88,9 @@ func FuzzClient(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		Upgrade(ctx, &bytesConn{r: bytes.NewReader(data)}, o)
-		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true}, Backend: memBackend{}}
+		var log panicLog
+		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, Logger: slog.New(&log)}, Backend: memBackend{}}
 		srv.newSession(ctx, &bytesConn{r: bytes.NewReader(data)}).run()
+		log.check(t)
 	})
 }

@@ -274,6 +274,18 @@ func escape(s string) []byte {
 	return []byte(strings.ReplaceAll(s, "\xff", "\xff\xff"))
 }
 
+// promptTail is how much of the end of the text the prompt checks need:
+// a prompt and the blanks after it.
+const promptTail = 64
+
+// tail returns the last promptTail bytes of s.
+func tail(s string) string {
+	if len(s) > promptTail {
+		return s[len(s)-promptTail:]
+	}
+	return s
+}
+
 // isLoginPrompt reports whether text ends with a login prompt.
 func isLoginPrompt(text string) bool {
 	t := strings.ToLower(strings.TrimRight(text, " \t\r\n\x00"))

@@ -404,3 +404,16 @@ func TestScanWrongSuite(t *testing.T) {
 		t.Errorf("TLS1.2 = %s, Errors = %q", fmtBool(r.Versions[TLS12]), r.Errors)
 	}
 }
+
+// Wire constants and helpers only the scripted servers use.
+const (
+	hsServerHelloDone    = 14
+	alertProtocolVersion = 70
+)
+
+func (c *cursor) u24() int {
+	if v := c.take(3); v != nil {
+		return int(v[0])<<16 | int(v[1])<<8 | int(v[2])
+	}
+	return 0
+}

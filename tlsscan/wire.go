@@ -28,15 +28,12 @@ const (
 	hsServerHello       = 2
 	hsCertificate       = 11
 	hsServerKeyExchange = 12
-	hsServerHelloDone   = 14
 	hsCertificateStatus = 22
 )
 
 // Alert descriptions the scanner interprets (RFC 8446 §6.2, RFC 7507 §2).
 const (
 	alertHandshakeFailure      = 40
-	alertProtocolVersion       = 70
-	alertInsufficientSecurity  = 71
 	alertInappropriateFallback = 86
 )
 
@@ -88,12 +85,6 @@ func (c *cursor) u8() uint8 {
 func (c *cursor) u16() uint16 {
 	if v := c.take(2); v != nil {
 		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-func (c *cursor) u24() int {
-	if v := c.take(3); v != nil {
-		return int(v[0])<<16 | int(v[1])<<8 | int(v[2])
 	}
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -130,9 +131,11 @@ func FuzzServer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, ReadTimeout: time.Second}, Backend: &memBackend{}}
+		var log panicLog
+		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, ReadTimeout: time.Second, Logger: slog.New(&log)}, Backend: &memBackend{}}
 		conn := &scriptConn{r: strings.NewReader(data)}
 		srv.ServeConn(context.Background(), conn)
+		log.check(t)
 	})
 }
 

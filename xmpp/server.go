@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -302,7 +303,7 @@ func (ss *session) openStream() error {
 		return ss.streamErr("unsupported-version", "version 1.0 required", nil)
 	}
 	to := h.attr("to")
-	if len(ss.srv.Domains) > 0 && !hasFold(ss.srv.Domains, to) {
+	if len(ss.srv.Domains) > 0 && !slices.ContainsFunc(ss.srv.Domains, func(d string) bool { return strings.EqualFold(d, to) }) {
 		return ss.streamErr("host-unknown", "this server does not serve "+clip(to, 100), nil)
 	}
 	if err := ss.send(ss.header() + ss.features()); err != nil {
@@ -310,15 +311,6 @@ func (ss *session) openStream() error {
 	}
 	ss.opened = true
 	return nil
-}
-
-func hasFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func (ss *session) offersTLS() bool {
