@@ -1,0 +1,35 @@
+package mtasts_test
+
+import (
+	"fmt"
+
+	"github.com/starttls/starttls/mtasts"
+)
+
+func ExampleParsePolicy() {
+	p, err := mtasts.ParsePolicy("version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 604800\n")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(p.Mode, p.MaxAge)
+	for _, mx := range []string{"mail.example.com", "mx1.example.net", "a.b.example.net", "mail.attacker.example"} {
+		fmt.Println(mx, p.Match(mx))
+	}
+	// Output:
+	// enforce 168h0m0s
+	// mail.example.com true
+	// mx1.example.net true
+	// a.b.example.net false
+	// mail.attacker.example false
+}
+
+func ExampleSelectRecord() {
+	_, rec, err := mtasts.SelectRecord([]string{"v=spf1 -all", "v=STSv1; id=20260101T000000"})
+	fmt.Println(rec.ID, err)
+	_, _, err = mtasts.SelectRecord([]string{"v=STSv1; id=1", "v=STSv1; id=2"})
+	fmt.Println(err)
+	// Output:
+	// 20260101T000000 <nil>
+	// mtasts: more than one MTA-STS TXT record: 2 records start with v=STSv1
+}
