@@ -77,7 +77,7 @@ type Cache struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	mem  MemoryStore
+	mem MemoryStore
 }
 
 // Get returns the policy in force for domain. With a usable cached policy

@@ -184,4 +184,3 @@ func (s *Server) isSecure(name string) bool {
 	}
 	return false
 }
-
