@@ -157,7 +157,8 @@ var mailsecCases = []mailsecCase{
 	{
 		domain: "bogus.sec.test", why: "signed, but sec.test holds the DS of another key: every answer SERVFAIL",
 		want:   map[string]string{"dnssec-bogus": "fail"},
-		absent: []string{"dnssec-insecure", "dane-missing"},
+		// The records are still there for reporting (a CD=1 retry): bogus is not "no MX".
+		absent: []string{"dnssec-insecure", "dane-missing", "mx-none"},
 		exit:   2, dane: triFalse,
 		check: func(t *testing.T, d *mailsecDomain, _ string) {
 			if d.DANE == nil || d.DANE.DNSSEC != "bogus" {
@@ -571,11 +572,15 @@ func TestMailsecOracles(t *testing.T) {
 	stsPort := needEnv(t, "INTEROP_MAILSEC_STS_PORT")
 
 	for _, row := range mailsecDigRows {
-		label := row.qtype + "-" + row.name
+		// "dig [+cd] TYPE NAME: STATUS[+AD]→unbound"
+		label := "dig " + row.qtype + " " + row.name + ": " + row.status
 		if row.cd {
-			label += "-cd"
+			label = "dig +cd " + label[len("dig "):]
 		}
-		t.Run("dig→unbound:"+label, func(t *testing.T) {
+		if row.ad {
+			label += "+AD"
+		}
+		t.Run(label+"→unbound", func(t *testing.T) {
 			args := []string{"+dnssec", "+time=5", "+tries=1", "@" + rh, "-p", rp, row.qtype, row.name}
 			if row.cd {
 				args = append([]string{"+cd"}, args...)
@@ -598,7 +603,7 @@ func TestMailsecOracles(t *testing.T) {
 	}
 
 	for _, row := range mailsecPolicyRows {
-		t.Run("curl→policy-server:"+row.domain, func(t *testing.T) {
+		t.Run("curl mta-sts."+row.domain+": "+row.code+"→policy-server", func(t *testing.T) {
 			host := "mta-sts." + row.domain
 			r := run(t, 20*time.Second, "", "curl", "-sS", "-o", "/dev/null", "--max-time", "10",
 				"-w", "%{http_code} %{size_download} %{content_type}",
@@ -626,7 +631,8 @@ func TestMailsecOracles(t *testing.T) {
 		domain string
 		ok     bool
 	}{{"dane-ok.sec.test", true}, {"dane-bad.sec.test", false}} {
-		t.Run("openssl-s_client-dane→postfix:"+c.domain, func(t *testing.T) {
+		want := map[bool]string{true: "verified", false: "refused"}[c.ok]
+		t.Run("openssl s_client -dane_tlsa_rrdata of "+c.domain+": "+want+"→postfix", func(t *testing.T) {
 			e.needModule(t, "mail")
 			mx := "mx." + c.domain
 			r := run(t, 20*time.Second, "", "dig", "+short", "+time=5", "+tries=1", "@"+rh, "-p", rp, "TLSA", "_25._tcp."+mx)

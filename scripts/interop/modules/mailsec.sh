@@ -21,7 +21,7 @@ MAILSEC_AUTH_PORT=${INTEROP_MAILSEC_AUTH_PORT:-10054}
 MAILSEC_STS_PORT=${INTEROP_MAILSEC_STS_PORT:-10443}
 mailsec_packages=(unbound knot ldnsutils bind9-dnsutils python3 openssl)
 mailsec_ports=("$MAILSEC_RESOLVER_PORT" "$MAILSEC_AUTH_PORT" "$MAILSEC_STS_PORT")
-mailsec_strays=(unbound knotd)
+mailsec_strays=(unbound knotd python3)
 mailsec_sections=(
 	"M. mail domains: MX, MTA-STS, TLS-RPT, DANE -> unbound + Postfix|TestMailsecOracles TestMailsecCheck"
 )
