@@ -156,7 +156,7 @@ var mailsecCases = []mailsecCase{
 	},
 	{
 		domain: "bogus.sec.test", why: "signed, but sec.test holds the DS of another key: every answer SERVFAIL",
-		want:   map[string]string{"dnssec-bogus": "fail"},
+		want: map[string]string{"dnssec-bogus": "fail"},
 		// The records are still there for reporting (a CD=1 retry): bogus is not "no MX".
 		absent: []string{"dnssec-insecure", "dane-missing", "mx-none"},
 		exit:   2, dane: triFalse,
