@@ -294,12 +294,15 @@ func equalName(a, b string) bool {
 	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
+// resolvConf is where the default resolver is found; a variable for tests.
+var resolvConf = "/etc/resolv.conf"
+
 // server returns the address to send queries to.
 func (r *Resolver) server() (string, error) {
 	if r.Addr != "" {
 		return r.Addr, nil
 	}
-	conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	conf, err := dns.ClientConfigFromFile(resolvConf)
 	if err != nil {
 		return "", fmt.Errorf("no resolver address given and %w", err)
 	}
@@ -443,16 +446,26 @@ func exchangeTCP(conn net.Conn, q *dns.Msg, wire []byte) (*dns.Msg, error) {
 // question).
 func parseReply(p []byte, q *dns.Msg) (*dns.Msg, error) {
 	m := new(dns.Msg)
-	if err := m.Unpack(p); err != nil {
-		return nil, fmt.Errorf("malformed reply: %w", err)
-	}
+	unpackErr := m.Unpack(p)
 	if !m.Response || m.Id != q.Id || m.Opcode != q.Opcode {
+		if unpackErr != nil {
+			return nil, fmt.Errorf("malformed reply: %w", unpackErr)
+		}
 		return nil, errors.New("reply does not match the query ID")
 	}
 	want := q.Question[0]
 	if len(m.Question) != 1 || !equalName(m.Question[0].Name, want.Name) ||
 		m.Question[0].Qtype != want.Qtype || m.Question[0].Qclass != want.Qclass {
 		return nil, errors.New("reply is for another question")
+	}
+	if unpackErr != nil {
+		// Some servers cut a truncated UDP reply in the middle of a record.
+		// Only its header matters then: ask again over TCP.
+		if m.Truncated {
+			m.Answer, m.Ns, m.Extra = nil, nil, nil
+			return m, nil
+		}
+		return nil, fmt.Errorf("malformed reply: %w", unpackErr)
 	}
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -580,5 +581,65 @@ func TestSecurityString(t *testing.T) {
 	var zero Security
 	if zero != Insecure {
 		t.Error("zero Security is not Insecure")
+	}
+}
+
+func TestTruncatedMidRecord(t *testing.T) {
+	// UDP: a TC reply cut in the middle of its answer. TCP: the whole answer.
+	full := func(q *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.AuthenticatedData = true
+		for i := range 10 {
+			m.Answer = append(m.Answer, rr(t, fmt.Sprintf(`%s 60 IN TXT "%d%s"`, q.Question[0].Name, i, strings.Repeat("z", 200))))
+		}
+		return m
+	}
+	addr, _ := rawServer(t, func(q *dns.Msg, _ []byte) [][]byte {
+		m := full(q)
+		m.Truncated = true
+		p, err := m.Pack()
+		if err != nil {
+			t.Error(err)
+		}
+		return [][]byte{p[:700]}
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skip("TCP port taken:", err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) { w.WriteMsg(full(q)) })}
+	go srv.ActivateAndServe()
+	defer srv.Shutdown()
+	r := &Resolver{Addr: addr, Timeout: 2 * time.Second, Retries: -1}
+	got, err := r.TXT(t.Context(), "cut.test")
+	if err != nil || len(got.Records) != 10 || got.Security != Secure {
+		t.Errorf("TXT(cut.test) = %d records, %v, %v; want 10 over TCP, secure", len(got.Records), got.Security, err)
+	}
+}
+
+func TestDefaultServerFromResolvConf(t *testing.T) {
+	old := resolvConf
+	defer func() { resolvConf = old }()
+	dir := t.TempDir()
+	for _, tt := range []struct{ conf, want, err string }{
+		{"# comment\nsearch example\nnameserver 127.0.0.53\nnameserver 192.0.2.1\n", "127.0.0.53:53", ""},
+		{"nameserver ::1\n", "[::1]:53", ""},
+		{"search example\n", "", "no nameserver"},
+	} {
+		resolvConf = dir + "/resolv.conf"
+		if err := os.WriteFile(resolvConf, []byte(tt.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := (&Resolver{}).server()
+		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("server() with %q = %q, %v; want %q, %q", tt.conf, got, err, tt.want, tt.err)
+		}
+	}
+	resolvConf = dir + "/missing"
+	_, err := (&Resolver{}).MX(t.Context(), "example.org")
+	var e *Error
+	if !errors.As(err, &e) || !strings.Contains(err.Error(), "no resolver address") {
+		t.Errorf("MX with no resolv.conf: error = %v", err)
 	}
 }
