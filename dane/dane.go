@@ -305,6 +305,9 @@ func describe(c *x509.Certificate) string {
 // has no ServerName, the first name is used, so that the server sees it in
 // SNI (RFC 7672 §8.1).
 //
+// A VerifyPeerCertificate hook in base still runs but, as always with
+// InsecureSkipVerify, gets no verified chains.
+//
 // Pass only records from a Secure lookup. If none of them is usable, every
 // handshake fails; RFC 7672 §3.1.3 asks for unauthenticated TLS in that case,
 // which is the caller's choice (check with CheckRecord first).

@@ -7,12 +7,15 @@
 // and a 1232-byte UDP size, and the AD bit (RFC 6840 §5.7), so that a
 // validating resolver says in its answer's AD bit whether it validated it
 // (RFC 4035 §3.2.3). A truncated UDP answer is asked again over TCP (RFC 7766).
-// Each attempt has a timeout, and only Retries more attempts follow a timeout.
+// Each attempt has a timeout, and at most Retries more attempts follow one that
+// got no usable answer. A lookup therefore ends after at most
+// 2×(1+Retries)×2×Timeout (a SERVFAIL retry, UDP then TCP per attempt); a
+// context deadline bounds it tighter.
 //
 // # Trust model
 //
 // This package does not validate signatures itself. It trusts the AD bit of
-// the resolver at Resolver.Addr, exactly as RFC 7672 §1.3 and RFC 6698 §4.1
+// the resolver at Resolver.Addr, exactly as RFC 7672 §2.1 and RFC 6698 §4.1
 // describe for a "security-aware stub resolver": the answer is Secure only if
 // that resolver set AD. The AD bit is not protected on the wire, so the path
 // to that resolver must be trusted: run it on loopback (unbound, knot-resolver)
