@@ -95,8 +95,8 @@ func (e *Error) Timeout() bool {
 	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
 }
 
-// Resolver sends queries to one recursive resolver. The zero value uses the
-// first nameserver of /etc/resolv.conf. Its methods are safe for concurrent use.
+// Resolver sends queries to one recursive resolver. The zero value (and a nil
+// *Resolver) uses the first nameserver of /etc/resolv.conf. Its methods are safe for concurrent use.
 //
 // Security of the answers is only as good as the path to Addr: see the
 // package documentation.
@@ -236,6 +236,9 @@ func addrOf(rr dns.RR) (netip.Addr, bool) {
 
 // lookup asks for name/qtype and converts the records at the canonical name.
 func lookup[T any](ctx context.Context, r *Resolver, name string, qtype uint16, conv func(dns.RR) (T, bool)) (Answer[T], error) {
+	if r == nil {
+		r = &Resolver{} // a nil *Resolver acts as the zero value
+	}
 	typ := dns.TypeToString[qtype]
 	fqdn, err := normalize(name)
 	if err != nil {

@@ -637,9 +637,12 @@ func TestDefaultServerFromResolvConf(t *testing.T) {
 		}
 	}
 	resolvConf = dir + "/missing"
-	_, err := (&Resolver{}).MX(t.Context(), "example.org")
-	var e *Error
-	if !errors.As(err, &e) || !strings.Contains(err.Error(), "no resolver address") {
-		t.Errorf("MX with no resolv.conf: error = %v", err)
+	var nilResolver *Resolver
+	for _, r := range []*Resolver{{}, nilResolver} {
+		_, err := r.MX(t.Context(), "example.org")
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), "no resolver address") {
+			t.Errorf("MX with no resolv.conf: error = %v", err)
+		}
 	}
 }
