@@ -324,7 +324,13 @@ func TestMailsecCheck(t *testing.T) {
 			t.Logf("fixture: %s", c.why)
 			r := run(t, 90*time.Second, "", bin, "check", c.domain, "--resolver", resolverAddr, "--ca", e.CA,
 				"--smtp-port", smtpPort, "--mta-sts-port", stsPort, "--json", "--quick")
-			d := parseMailsecDomain(t, r.Stdout)
+			d := parseMailsecDomain(t, r)
+			defer func() {
+				if t.Failed() {
+					r.dump(t)
+				}
+			}()
+			t.Logf("exit %d, findings %s, verdict %s", r.Code, findingIDs(d), verdictText(d))
 			if d.Name != c.domain {
 				t.Errorf("domain.name = %q, want %q", d.Name, c.domain)
 			}
@@ -364,19 +370,30 @@ func TestMailsecCheck(t *testing.T) {
 	}
 }
 
-func parseMailsecDomain(t *testing.T, stdout string) *mailsecDomain {
+func parseMailsecDomain(t *testing.T, r result) *mailsecDomain {
 	t.Helper()
 	var top struct {
 		Domain *mailsecDomain `json:"domain"`
 	}
-	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	if err := dec.Decode(&top); err != nil {
+		r.dump(t)
 		t.Fatalf("stdout is not JSON: %v", err)
 	}
 	if top.Domain == nil {
+		r.dump(t)
 		t.Fatal("JSON without a domain object")
 	}
 	return top.Domain
+}
+
+func verdictText(d *mailsecDomain) string {
+	if d.Verdict == nil {
+		return "(none)"
+	}
+	v := d.Verdict
+	return fmt.Sprintf("dane_sender_delivers=%s mta_sts_sender_delivers=%s striptls_possible=%s (%s)",
+		v.DANESenderDelivers, v.MTASTSSenderDelivers, v.StriptlsPossible, v.Summary)
 }
 
 func readTLSAHex(t *testing.T) string {
