@@ -1,9 +1,12 @@
 package mtasts_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/starttls/starttls/mtasts"
+	"github.com/starttls/starttls/resolver"
 )
 
 func ExampleParsePolicy() {
@@ -32,4 +35,24 @@ func ExampleSelectRecord() {
 	// Output:
 	// 20260101T000000 <nil>
 	// mtasts: more than one MTA-STS TXT record: 2 records start with v=STSv1
+}
+
+// Find which policy is in force for a domain, with a cache that survives
+// restarts: fetched on first use, again when the record's id changes, and
+// kept while the record or the policy host is unreachable.
+func ExampleCache() {
+	c := &mtasts.Cache{
+		Fetcher: &mtasts.Fetcher{Resolver: &resolver.Resolver{Addr: "127.0.0.1:53"}},
+		Store:   &mtasts.FileStore{Dir: "/var/cache/mta-sts"},
+	}
+	e, err := c.Get(context.Background(), "example.org")
+	switch {
+	case errors.Is(err, mtasts.ErrNoRecord):
+		fmt.Println("no policy: opportunistic TLS")
+	case err != nil:
+		fmt.Println("no policy could be fetched:", err)
+	default:
+		fmt.Println(e.Policy.Mode, e.Policy.MX, e.Expires(), e.Cached)
+		fmt.Println("mail.example.org allowed:", e.Policy.Match("mail.example.org"))
+	}
 }
