@@ -408,12 +408,12 @@ func (d *DomainReport) auditMX(ctx context.Context, r *resolver.Resolver, a *mxA
 	}
 	a.secure = true
 	for _, rec := range sets[used].records {
-		if rec.Usage >= 2 && rec.Usage <= 3 && rec.Selector <= 1 && rec.MatchingType <= 2 {
+		if dane.CheckRecord(rec) == nil {
 			a.usable = true
 		}
 	}
 	if !a.usable {
-		d.add(Warn, "dane-tlsa-unusable", host, fmt.Sprintf("no TLSA record at %s is usable for SMTP (only DANE-TA(2) and DANE-EE(3) with known selector and matching type are, RFC 7672 §3.1): senders require TLS but cannot authenticate the server", a.used.Name), "publish a 3 1 1 record of the server's key")
+		d.add(Warn, "dane-tlsa-unusable", host, fmt.Sprintf("no TLSA record at %s is usable for SMTP (only DANE-TA(2) and DANE-EE(3) with a known selector and matching type and a digest of the right length are, RFC 7672 §3.1): senders require TLS but cannot authenticate the server", a.used.Name), "publish a 3 1 1 record of the server's key")
 		return
 	}
 	if a.used.Matched == nil {

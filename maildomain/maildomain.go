@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/dane"
 	"github.com/starttls/starttls/mtasts"
 	"github.com/starttls/starttls/resolver"
 	"github.com/starttls/starttls/tlsrpt"
@@ -208,6 +209,9 @@ func Resolve(ctx context.Context, domain string, o *Options) (*Policy, error) {
 		hosts = []MX{{Host: domain, Implicit: true}}
 	}
 
+	if len(hosts) == 0 {
+		return p, nil // no such domain: nothing to deliver to
+	}
 	// MTA-STS.
 	cache := o.MTASTS
 	if cache == nil {
@@ -312,10 +316,8 @@ func (m *MX) lookupTLSA(ctx context.Context, r *resolver.Resolver, port int, can
 }
 
 // usableTLSA: DANE-TA(2) or DANE-EE(3) with a known selector and matching
-// type (RFC 7672 §3.1).
-func usableTLSA(t resolver.TLSA) bool {
-	return (t.Usage == 2 || t.Usage == 3) && t.Selector <= 1 && t.MatchingType <= 2
-}
+// type (RFC 7672 §3.1), as dane.Verify would use it.
+func usableTLSA(t resolver.TLSA) bool { return dane.CheckRecord(t) == nil }
 
 func (p *Policy) exclude(host, reason string) {
 	p.Excluded = append(p.Excluded, Excluded{Host: host, Reason: reason})
