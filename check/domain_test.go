@@ -40,7 +40,8 @@ type scenario struct {
 	// tlsa adds a "3 1 1" record of the server's key at _25._tcp.mx.DOMAIN,
 	// with this usage (0 means none).
 	tlsaUsage  int
-	wrongTLSA  bool // the TLSA record is of another key
+	wrongTLSA  bool   // the TLSA record is of another key
+	tlsaHost   string // where the TLSA record goes instead of mx.DOMAIN
 	noServer   bool
 	also       []string // ids an MX report must have
 	want       []string
@@ -143,7 +144,37 @@ func TestRunDomain(t *testing.T) {
 		{name: "dane-mismatch.test", records: base(), secure: true, tlsaUsage: 3, wrongTLSA: true, want: []string{"dane-tlsa-mismatch"}},
 		{name: "dane-unusable.test", records: base(), secure: true, tlsaUsage: 1, want: []string{"dane-tlsa-unusable"}},
 		{name: "insecure.test", records: base(), tlsaUsage: 3, want: []string{"dnssec-insecure", "striptls-possible"}},
-		{name: "bogus.test", records: base(), secure: true, tlsaUsage: 3, bogus: []string{"_25._tcp.mx.bogus.test"}, want: []string{"dnssec-bogus"}},
+		{name: "bogus.test", records: base(), secure: true, tlsaUsage: 3, bogus: []string{"_25._tcp.mx.bogus.test"}, want: []string{"dnssec-bogus"},
+			check: func(t *testing.T, d *check.DomainReport) {
+				if v := d.Verdict.DANESenderDelivers; v == nil || *v || d.Has("dane-missing") {
+					t.Errorf("dane_sender_delivers %v, dane-missing %v: want false and absent", v, d.Has("dane-missing"))
+				}
+			}},
+		{name: "bogus-mx.test", records: base(), secure: true, bogus: []string{"bogus-mx.test"}, want: []string{"dnssec-bogus"},
+			check: func(t *testing.T, d *check.DomainReport) {
+				if v := d.Verdict.DANESenderDelivers; v == nil || *v || d.DANE.DNSSEC != "bogus" || len(d.MX) != 1 {
+					t.Errorf("dane_sender_delivers %v, dane.dnssec %s, mx %+v: want false, bogus, the MX still checked", v, d.DANE.DNSSEC, d.MX)
+				}
+			}},
+		{name: "mediatype.test", records: base(stsTXT), policy: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, okPolicy, "mediatype.test")
+		}, want: []string{"mta-sts-policy-fetch-failed", "striptls-possible"}},
+		// The MX host is a CNAME: its TLSA records are at the target
+		// (RFC 7672 §2.2.2).
+		{name: "cname.test", records: []string{"cname.test. 60 IN MX 10 mx.cname.test.", "mx.cname.test. 60 IN CNAME target.cname.test.", "target.cname.test. 60 IN A 127.0.0.1",
+			`_smtp._tls.cname.test. 60 IN TXT "v=TLSRPTv1; rua=mailto:tls@cname.test"`}, secure: true, tlsaUsage: 3, tlsaHost: "target.cname.test", want: []string{"mta-sts-missing"}, wantResult: check.Pass,
+			check: func(t *testing.T, d *check.DomainReport) {
+				var used []string
+				for _, ta := range d.DANE.TLSA {
+					if ta.Used && ta.Matched != nil && *ta.Matched {
+						used = append(used, ta.Name)
+					}
+				}
+				if !slices.Equal(used, []string{"_25._tcp.target.cname.test"}) || !d.DANE.Valid {
+					t.Errorf("matched TLSA %v (entries %+v), want the CNAME target's", used, d.DANE.TLSA)
+				}
+			}},
 	}
 
 	ca, err := certs.NewCA("domain test CA")
@@ -208,7 +239,11 @@ func TestRunDomain(t *testing.T) {
 					key = other.Leaf
 				}
 				sum := sha256.Sum256(key.RawSubjectPublicKeyInfo)
-				dns.Add(t, fmt.Sprintf("_25._tcp.mx.%s. 60 IN TLSA %d 1 1 %s", sc.name, sc.tlsaUsage, hex.EncodeToString(sum[:])))
+				host := "mx." + sc.name
+				if sc.tlsaHost != "" {
+					host = sc.tlsaHost
+				}
+				dns.Add(t, fmt.Sprintf("_25._tcp.%s. 60 IN TLSA %d 1 1 %s", host, sc.tlsaUsage, hex.EncodeToString(sum[:])))
 			}
 			if sc.secure {
 				dns.Secure(sc.name)
