@@ -105,7 +105,7 @@ mailsec_policy_pki() {
 }
 
 mailsec_start() {
-	local d=$WORK/mailsec src=$ROOT/scripts/interop/mailsec name zones=""
+	local d=$WORK/mailsec src=$ROOT/scripts/interop/mailsec name zones="" f
 	rm -rf "$d"
 	mkdir -p "$d/unbound" "$d/knot/db" "$d/sts"
 	log "mailsec: signing the test zones (ldns $(ldns-signzone -v 2>&1 | grep -o '[0-9][0-9.]*' | head -n1))"
