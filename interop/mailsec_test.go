@@ -155,6 +155,16 @@ var mailsecCases = []mailsecCase{
 		},
 	},
 	{
+		domain: "unusable.sec.test", why: "signed, DS in sec.test, TLSA 1 1 1 (PKIX-EE) of the Postfix key: unusable for SMTP (RFC 7672 3.1.3)",
+		want:   map[string]string{"dane-tlsa-unusable": "warn"},
+		absent: concat(mxFindings, []string{"dane-tlsa-mismatch", "dnssec-bogus", "dnssec-insecure", "dane-missing"}),
+		exit:   1,
+		check: func(t *testing.T, d *mailsecDomain, tlsa string) {
+			wantMX(t, d, "mx.unusable.sec.test", 10, false)
+			wantTLSA(t, d, "mx.unusable.sec.test", "secure", false, "1 1 1 "+tlsa)
+		},
+	},
+	{
 		domain: "bogus.sec.test", why: "signed, but sec.test holds the DS of another key: every answer SERVFAIL",
 		want: map[string]string{"dnssec-bogus": "fail"},
 		// The records are still there for reporting (a CD=1 retry): bogus is not "no MX".
@@ -280,6 +290,23 @@ var mailsecCases = []mailsecCase{
 		want:   map[string]string{"mta-sts-txt-duplicate": "fail"},
 		absent: []string{"mta-sts-missing", "mta-sts-mx-mismatch"},
 		exit:   2, strip: triTrue,
+	},
+	{
+		domain: "badtxt.sts.test", why: "_mta-sts TXT with id=not-an-id! (RFC 8461 3.1: 1*32 letters and digits)",
+		want:   map[string]string{"mta-sts-txt-invalid": "fail"},
+		absent: []string{"mta-sts-missing", "mta-sts-txt-duplicate", "mta-sts-mx-mismatch"},
+		exit:   2, strip: triTrue,
+	},
+	{
+		domain: "nomail.sts.test", why: "no MX and no address (a TXT record only)",
+		want:   map[string]string{"mx-none": "fail"},
+		absent: []string{"mx-null", "mx-implicit"},
+		exit:   2,
+		check: func(t *testing.T, d *mailsecDomain, _ string) {
+			if len(d.MX) != 0 || len(d.Reports) != 0 {
+				t.Errorf("no MX: %d mx entries and %d reports, want none", len(d.MX), len(d.Reports))
+			}
+		},
 	},
 	{
 		domain: "nullmx.sts.test", why: "RFC 7505 null MX (MX 0 .)",

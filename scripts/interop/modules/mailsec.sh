@@ -27,7 +27,7 @@ mailsec_sections=(
 )
 
 # Signed children of sec.test (sec.test.zone.in says what each is for).
-MAILSEC_SIGNED=(dane-ok dane-bad bogus bogus-tlsa)
+MAILSEC_SIGNED=(dane-ok dane-bad unusable bogus bogus-tlsa)
 
 # mailsec_spki_sha256 CERT: the hex SHA-256 of the certificate's
 # SubjectPublicKeyInfo (the data of a TLSA 3 1 1 record).
@@ -56,9 +56,15 @@ mailsec_zones() {
 	wrong=$(mailsec_spki_sha256 "$WORK/pki/ca.pem")
 	echo "$tlsa" >"$d/tlsa-server.hex"
 	: >"$d/parent-ds"
+	local rr
 	for name in "${MAILSEC_SIGNED[@]}" insecure; do
-		sed -e "s|@NAME@|$name.sec.test|g" -e "s|@SMTP_PORT@|$SMTP_PORT|g" \
-			-e "s|@TLSA@|$([ "$name" = dane-bad ] && echo "$wrong" || echo "$tlsa")|g" \
+		case $name in
+		dane-bad) rr="3 1 1 $wrong" ;;
+		# PKIX-EE: unusable for SMTP (RFC 7672 3.1.3), though it matches.
+		unusable) rr="1 1 1 $tlsa" ;;
+		*) rr="3 1 1 $tlsa" ;;
+		esac
+		sed -e "s|@NAME@|$name.sec.test|g" -e "s|@SMTP_PORT@|$SMTP_PORT|g" -e "s|@TLSA@|$rr|g" \
 			"$src/child.zone.in" >"$d/src/$name.sec.test"
 	done
 	cp "$d/src/insecure.sec.test" "$d/zones/insecure.sec.test.signed" # served unsigned
