@@ -21,7 +21,9 @@ import (
 
 // DomainOptions configure the audit of a mail domain. The embedded Options
 // apply to the SMTP check of every MX host (Roots also verify the MTA-STS
-// policy host).
+// policy host), except ServerName (each MX host's own name is checked) and
+// Transcript (the MX hosts are checked concurrently; each report has its
+// own transcript).
 type DomainOptions struct {
 	Options
 	// Resolver answers every lookup (MX, TXT, TLSA and the addresses of the
@@ -220,6 +222,14 @@ func RunDomain(ctx context.Context, domain string, o *DomainOptions) *DomainRepo
 	port := cmp.Or(o.SMTPPort, 25)
 	timeout := cmp.Or(o.Timeout, 15*time.Second)
 
+	mxs, ok := d.lookupMX(ctx, r)
+	if !ok {
+		return fail(d.Error)
+	}
+	if len(mxs) > MaxMX {
+		d.note(fmt.Sprintf("only the first %d of %d MX hosts were checked", MaxMX, len(mxs)))
+		mxs = mxs[:MaxMX]
+	}
 	// MTA-STS and TLS-RPT do not depend on the MX hosts: they run while
 	// the MX hosts are checked.
 	var wg sync.WaitGroup
@@ -227,17 +237,9 @@ func RunDomain(ctx context.Context, domain string, o *DomainOptions) *DomainRepo
 	if !o.Now.IsZero() {
 		fetcher.Now = func() time.Time { return o.Now }
 	}
-	mxs, ok := d.lookupMX(ctx, r)
-	if !ok {
-		return fail(d.Error)
-	}
 	var policy *mtasts.Policy
 	wg.Go(func() { policy = d.auditMTASTS(ctx, fetcher) })
 	wg.Go(func() { d.auditTLSRPT(ctx, r) })
-	if len(mxs) > MaxMX {
-		d.notes = append(d.notes, fmt.Sprintf("only the first %d of %d MX hosts were checked", MaxMX, len(mxs)))
-		mxs = mxs[:MaxMX]
-	}
 	audits := make([]*mxAudit, len(mxs))
 	for i, mx := range mxs {
 		audits[i] = &mxAudit{info: mx}
@@ -372,6 +374,7 @@ func (d *DomainReport) auditMX(ctx context.Context, r *resolver.Resolver, a *mxA
 	t := &starttls.Target{Scheme: mustScheme("smtp"), Host: a.info.Address[0], Port: port}
 	co := o.Options
 	co.ServerName = host
+	co.Transcript = nil
 	rep := Run(ctx, t, &co)
 	rep.Target = "smtp://" + host + ":" + strconv.Itoa(port)
 	a.report = rep
