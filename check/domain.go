@@ -701,7 +701,7 @@ func (d *DomainReport) summary(audits []*mxAudit, policy *mtasts.Policy, reachab
 	case len(audits) == 0:
 		return "mail to this domain cannot be delivered: no MX host"
 	case !reachable:
-		return "no MX host could be checked"
+		return strings.Join(append([]string{"no MX host could be checked"}, d.notes...), "; ")
 	}
 	var s []string
 	v := d.Verdict

@@ -312,3 +312,22 @@ func TestRunDomain(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDomainManyMX: a domain listing more MX hosts than MaxMX gets only
+// the first MaxMX checked, and the summary says so.
+func TestRunDomainManyMX(t *testing.T) {
+	dns := dnstest.Start(t)
+	for i := range check.MaxMX + 4 {
+		dns.Add(t, fmt.Sprintf("many.test. 60 IN MX %d mx%d.many.test.", i, i))
+	}
+	d := check.RunDomain(context.Background(), "many.test", &check.DomainOptions{
+		Options:  check.Options{Quick: true, SkipInjection: true, Timeout: time.Second},
+		Resolver: &resolver.Resolver{Addr: dns.Addr, Timeout: time.Second},
+	})
+	if len(d.MX) != check.MaxMX || d.MX[0].Host != "mx0.many.test" || !strings.Contains(d.Verdict.Summary, fmt.Sprintf("only the first %d of %d", check.MaxMX, check.MaxMX+4)) {
+		t.Errorf("%d MX, summary %q", len(d.MX), d.Verdict.Summary)
+	}
+	if d.Verdict.Result != check.Fails || d.MX[0].Error == "" || len(d.Reports) != 0 {
+		t.Errorf("MX hosts without addresses: result %s, mx[0] %+v, %d reports", d.Verdict.Result, d.MX[0], len(d.Reports))
+	}
+}
