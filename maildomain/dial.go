@@ -200,3 +200,14 @@ func isNetError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
+
+// Dial resolves domain's policy (Resolve) and opens an SMTP session under
+// it (Policy.Dial): the one call a program that delivers mail needs. Pass
+// an Options with an mtasts.Cache so that policies persist between calls.
+func Dial(ctx context.Context, domain string, o *Options) (*Session, error) {
+	p, err := Resolve(ctx, domain, o)
+	if err != nil {
+		return nil, err
+	}
+	return p.Dial(ctx, o)
+}

@@ -380,4 +380,16 @@ func TestCachedPolicySurvives(t *testing.T) {
 	if _, err := p.Dial(ctx, o); err == nil || !errors.Is(err, starttls.ErrUpgradeNotOffered) {
 		t.Fatalf("Dial = %v, want a refusal to go on without STARTTLS", err)
 	}
+	// The one-call form applies the same cached policy.
+	if s, err := Dial(ctx, "tofu.test", o); err == nil || !errors.Is(err, ErrNoMX) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("maildomain.Dial = %v, want ErrNoMX", err)
+	}
+	plain.mu.Lock()
+	defer plain.mu.Unlock()
+	if plain.mail != 0 {
+		t.Fatalf("%d messages reached the server that does not offer STARTTLS", plain.mail)
+	}
 }
