@@ -92,6 +92,7 @@ func attempt(ctx context.Context, mx MX, ip netip.Addr, o *Options) (*Session, [
 	port := cmp.Or(o.Port, 25)
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	var failures []Failure
+	var localIP string // the sending address, once connected
 	record := func(rt tlsrpt.ResultType, enforced bool, info string) {
 		pt := tlsrpt.PolicyNone
 		switch mx.Security {
@@ -101,7 +102,7 @@ func attempt(ctx context.Context, mx MX, ip netip.Addr, o *Options) (*Session, [
 			pt = tlsrpt.PolicySTS
 		}
 		failures = append(failures, Failure{
-			Failure:  tlsrpt.Failure{ResultType: rt, ReceivingMXHostname: mx.Host, ReceivingIP: ip.String(), AdditionalInformation: info},
+			Failure:  tlsrpt.Failure{ResultType: rt, SendingMTAIP: localIP, ReceivingMXHostname: mx.Host, ReceivingIP: ip.String(), AdditionalInformation: info},
 			Policy:   pt,
 			Enforced: enforced,
 		})
@@ -140,6 +141,9 @@ func attempt(ctx context.Context, mx MX, ip netip.Addr, o *Options) (*Session, [
 	conn, err := d.DialContext(cctx, "tcp", addr)
 	if err != nil {
 		return nil, failures, err
+	}
+	if a, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		localIP = a.IP.String()
 	}
 	c, res, err := smtp.Upgrade(cctx, conn, &opts)
 	if err != nil {

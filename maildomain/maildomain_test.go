@@ -217,7 +217,8 @@ func TestEnforcedPolicyCannotBeStripped(t *testing.T) {
 				t.Errorf("Dial error %v: want ErrNoMX and ErrUpgradeNotOffered", err)
 			}
 			var de *DialError
-			if !errors.As(err, &de) || !hasFailure(de.Failures, tlsrpt.STARTTLSNotSupported, true) || de.Failures[len(de.Failures)-1].Policy != tc.policy {
+			if !errors.As(err, &de) || !hasFailure(de.Failures, tlsrpt.STARTTLSNotSupported, true) || de.Failures[len(de.Failures)-1].Policy != tc.policy ||
+				de.Failures[len(de.Failures)-1].SendingMTAIP != "127.0.0.1" || de.Failures[len(de.Failures)-1].ReceivingIP != "127.0.0.1" {
 				t.Errorf("failures %+v: want an enforced starttls-not-supported of policy %s", de, tc.policy)
 			}
 			sent := stripped.sent()[before:]
