@@ -165,6 +165,24 @@ var mailsecCases = []mailsecCase{
 		},
 	},
 	{
+		domain: "cname.sec.test", why: "signed, the MX host a CNAME to mx.dane-ok.sec.test, TLSA only at the target (RFC 7672 2.2.2)",
+		want:   map[string]string{"mta-sts-missing": "info"},
+		absent: concat(daneFailures, mxFindings, []string{"dane-missing", "dnssec-insecure", "striptls-possible"}),
+		exit:   0, dane: triTrue, strip: triFalse,
+		check: func(t *testing.T, d *mailsecDomain, tlsa string) {
+			wantDANE(t, d, "secure", true)
+			matched := false
+			for _, e := range d.DANE.TLSA {
+				if e.Matched != nil && *e.Matched && strings.HasSuffix(e.Name, "._tcp.mx.dane-ok.sec.test") && e.DNSSEC == "secure" {
+					matched = true
+				}
+			}
+			if !matched {
+				t.Errorf("no secure, matched TLSA entry at the CNAME target _PORT._tcp.mx.dane-ok.sec.test: %+v", d.DANE.TLSA)
+			}
+		},
+	},
+	{
 		domain: "bogus.sec.test", why: "signed, but sec.test holds the DS of another key: every answer SERVFAIL",
 		want: map[string]string{"dnssec-bogus": "fail"},
 		// The records are still there for reporting (a CD=1 retry): bogus is not "no MX".
@@ -584,6 +602,7 @@ var mailsecDigRows = []digRow{
 	{name: "dane-ok.sec.test", qtype: "MX", status: "NOERROR", ad: true, answer: "10 mx.dane-ok.sec.test."},
 	{name: "_25._tcp.mx.dane-ok.sec.test", qtype: "TLSA", status: "NOERROR", ad: true, answer: "3 1 1"},
 	{name: "_10025._tcp.mx.dane-ok.sec.test", qtype: "TLSA", status: "NOERROR", ad: true, answer: "3 1 1"},
+	{name: "mx.cname.sec.test", qtype: "A", status: "NOERROR", ad: true, answer: "CNAME mx.dane-ok.sec.test."},
 	{name: "bogus.sec.test", qtype: "MX", status: "SERVFAIL"},
 	{name: "bogus.sec.test", qtype: "MX", cd: true, status: "NOERROR", answer: "10 mx.bogus.sec.test."},
 	{name: "bogus-tlsa.sec.test", qtype: "MX", status: "NOERROR", ad: true},

@@ -27,7 +27,7 @@ mailsec_sections=(
 )
 
 # Signed children of sec.test (sec.test.zone.in says what each is for).
-MAILSEC_SIGNED=(dane-ok dane-bad unusable bogus bogus-tlsa)
+MAILSEC_SIGNED=(dane-ok dane-bad unusable cname bogus bogus-tlsa)
 
 # mailsec_spki_sha256 CERT: the hex SHA-256 of the certificate's
 # SubjectPublicKeyInfo (the data of a TLSA 3 1 1 record).
@@ -58,6 +58,10 @@ mailsec_zones() {
 	: >"$d/parent-ds"
 	local rr
 	for name in "${MAILSEC_SIGNED[@]}" insecure; do
+		if [ -f "$src/$name.sec.test.zone.in" ]; then # a zone of its own shape
+			cp "$src/$name.sec.test.zone.in" "$d/src/$name.sec.test"
+			continue
+		fi
 		case $name in
 		dane-bad) rr="3 1 1 $wrong" ;;
 		# PKIX-EE: unusable for SMTP (RFC 7672 3.1.3), though it matches.
