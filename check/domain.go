@@ -63,9 +63,12 @@ type DomainReport struct {
 	Started  time.Time `json:"started"`
 	Duration float64   `json:"duration_seconds"`
 
-	mu    sync.Mutex // guards Findings and notes while the parts run
+	mu    sync.Mutex // guards Findings, notes and bogus while the parts run
 	notes []string   // what could not be checked, for the summary
-	noMX  bool       // no MX host and no address: mail cannot be delivered
+	// bogus are the answers that failed DNSSEC validation, by MX host
+	// ("" for the domain's own names): one dnssec-bogus finding each.
+	bogus map[string][]string
+	noMX  bool // no MX host and no address: mail cannot be delivered
 }
 
 // MXInfo is one mail exchanger.
@@ -171,6 +174,31 @@ func (d *DomainReport) note(msg string) {
 	d.notes = append(d.notes, msg)
 }
 
+// addBogus records an answer that failed DNSSEC validation: what was
+// looked up and at which name. judge turns them into one dnssec-bogus
+// finding per group (the domain's names, then each MX host's).
+func (d *DomainReport) addBogus(mx, what, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bogus == nil {
+		d.bogus = map[string][]string{}
+	}
+	d.bogus[mx] = append(d.bogus[mx], what+" at "+name)
+}
+
+// bogusFindings adds the dnssec-bogus findings, the domain's first and
+// then one per MX host in MX order.
+func (d *DomainReport) bogusFindings(audits []*mxAudit) {
+	if what := d.bogus[""]; len(what) > 0 {
+		d.add(Fail, "dnssec-bogus", "", "DNSSEC validation fails for "+strings.Join(what, ", ")+": validating resolvers (and every DANE sender) cannot use these answers, and mail to the domain is deferred where they are needed", "check the zone's signatures and the DS record in the parent zone (re-sign the zone)")
+	}
+	for _, a := range audits {
+		if what := d.bogus[a.info.Host]; len(what) > 0 {
+			d.add(Fail, "dnssec-bogus", a.info.Host, "DNSSEC validation fails for "+strings.Join(what, ", ")+": DANE senders will not deliver to this MX host", "check the zone's signatures (re-sign the zone)")
+		}
+	}
+}
+
 func (d *DomainReport) add(sev Severity, id, mx, detail, fix string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -266,7 +294,7 @@ func (d *DomainReport) lookupMX(ctx context.Context, r *resolver.Resolver) (mxs 
 	d.DANE.DNSSEC = ans.Security.String()
 	switch {
 	case errors.Is(err, resolver.ErrBogus):
-		d.add(Fail, "dnssec-bogus", "", "the MX answer fails DNSSEC validation: validating resolvers (and every DANE sender) cannot deliver to this domain", "check the zone's signatures and the DS record in the parent zone")
+		d.addBogus("", "the MX answer", d.Name)
 	case err != nil:
 		d.Error = "MX lookup failed: " + err.Error()
 		return nil, false
@@ -316,7 +344,7 @@ func (d *DomainReport) auditMX(ctx context.Context, r *resolver.Resolver, a *mxA
 	switch {
 	case errors.Is(err, resolver.ErrBogus):
 		a.bogus = true
-		d.add(Fail, "dnssec-bogus", host, "the address answer of the MX host fails DNSSEC validation: DANE senders will not use it", "check the zone's signatures")
+		d.addBogus(host, "the address answer", host)
 	case err != nil:
 		a.info.Error = err.Error()
 	case len(ips.Records) == 0:
@@ -350,7 +378,7 @@ func (d *DomainReport) auditMX(ctx context.Context, r *resolver.Resolver, a *mxA
 			case errors.Is(err, resolver.ErrBogus):
 				ti.Error = err.Error()
 				a.bogus = true
-				d.add(Fail, "dnssec-bogus", host, fmt.Sprintf("the TLSA answer at %s fails DNSSEC validation: DANE senders defer mail to this MX host", name), "check the TLSA records' signatures (re-sign the zone)")
+				d.addBogus(host, "the TLSA answer", name)
 			case err != nil:
 				ti.Error = err.Error()
 			}
@@ -453,7 +481,7 @@ func (d *DomainReport) auditMTASTS(ctx context.Context, f *mtasts.Fetcher) *mtas
 		return nil
 	case errors.Is(err, resolver.ErrBogus):
 		m.Error = err.Error()
-		d.add(Fail, "dnssec-bogus", "", "the MTA-STS TXT answer fails DNSSEC validation", "check the zone's signatures")
+		d.addBogus("", "the MTA-STS TXT answer", mtasts.RecordName(d.Name))
 		return nil
 	case err != nil:
 		m.Error = err.Error()
@@ -506,37 +534,36 @@ func (d *DomainReport) auditTLSRPT(ctx context.Context, r *resolver.Resolver) {
 	if err != nil {
 		t.Error = err.Error()
 		if errors.Is(err, resolver.ErrBogus) {
-			d.add(Fail, "dnssec-bogus", "", "the TLS-RPT TXT answer fails DNSSEC validation", "check the zone's signatures")
+			d.addBogus("", "the TLS-RPT TXT answer", name)
 		} else {
 			d.note("the TLS-RPT TXT lookup failed: " + err.Error())
 		}
 		return
 	}
+	// tlsrpt.Select decides as a sender would (RFC 8460 §3); the records
+	// it considered are shown.
 	var recs []string
 	for _, txt := range ans.Records {
-		if strings.HasPrefix(txt, "v=TLSRPTv1") {
+		if tlsrpt.IsRecord(txt) {
 			recs = append(recs, txt)
 		}
 	}
-	switch len(recs) {
-	case 0:
+	t.Record = strings.Join(recs, "\n")
+	rec, err := tlsrpt.Select(ans.Records)
+	switch {
+	case errors.Is(err, tlsrpt.ErrNoRecord):
 		if d.NullMX || d.noMX {
 			return // a domain that takes no mail has nothing to report
 		}
 		d.add(Warn, "tlsrpt-missing", "", "no TLS-RPT record at "+name+": senders cannot report TLS failures to the domain", "publish \"v=TLSRPTv1; rua=mailto:tls-reports@"+d.Name+"\"")
 		return
-	case 1:
-	default:
-		t.Record = strings.Join(recs, "\n")
-		t.Error = fmt.Sprintf("%d TLS-RPT records", len(recs))
+	case errors.Is(err, tlsrpt.ErrMultipleRecords):
+		t.Error = err.Error()
 		d.add(Fail, "tlsrpt-invalid", "", fmt.Sprintf("%d TLS-RPT records at %s: senders ignore them all (RFC 8460 §3)", len(recs), name), "publish exactly one v=TLSRPTv1 record")
 		return
-	}
-	t.Record = recs[0]
-	rec, err := tlsrpt.ParseRecord(recs[0])
-	if err != nil {
+	case err != nil:
 		t.Error = err.Error()
-		d.add(Fail, "tlsrpt-invalid", "", fmt.Sprintf("the TLS-RPT record %q is invalid: %v", clip(recs[0], 80), err), "publish \"v=TLSRPTv1; rua=mailto:…\" (mailto: or https: URIs, comma-separated)")
+		d.add(Fail, "tlsrpt-invalid", "", fmt.Sprintf("the TLS-RPT record %q is invalid: %v", clip(t.Record, 80), err), "publish \"v=TLSRPTv1; rua=mailto:…\" (mailto: or https: URIs, comma-separated)")
 		return
 	}
 	t.Valid = true
@@ -545,6 +572,7 @@ func (d *DomainReport) auditTLSRPT(ctx context.Context, r *resolver.Resolver) {
 
 // judge draws the findings that need every part, and the verdict.
 func (d *DomainReport) judge(audits []*mxAudit, policy *mtasts.Policy) {
+	d.bogusFindings(audits)
 	enforced := policy != nil && policy.Mode == mtasts.ModeEnforce
 	active := policy != nil && policy.Mode != mtasts.ModeNone
 	mxBogus := d.DANE.DNSSEC == resolver.Bogus.String()
@@ -552,7 +580,8 @@ func (d *DomainReport) judge(audits []*mxAudit, policy *mtasts.Policy) {
 	// or when validation failed: a DANE sender then defers.
 	daneApplies := mxBogus
 	hasTLSA := false
-	var daneDelivers, stsDelivers, reachable bool
+	var stsDelivers, reachable bool
+	var daneHow daneDelivery
 	unprotected := false
 	allDANE := len(audits) > 0
 	for _, a := range audits {
@@ -570,11 +599,11 @@ func (d *DomainReport) judge(audits []*mxAudit, policy *mtasts.Policy) {
 		switch {
 		case mxBogus || a.bogus:
 		case a.secure && a.usable:
-			daneDelivers = daneDelivers || (upgraded && a.daneOK)
+			daneHow.authenticated = daneHow.authenticated || (upgraded && a.daneOK)
 		case a.secure:
-			daneDelivers = daneDelivers || upgraded
+			daneHow.unauthenticated = daneHow.unauthenticated || upgraded
 		default:
-			daneDelivers = daneDelivers || up
+			daneHow.opportunistic = daneHow.opportunistic || up
 		}
 		if !(a.secure && a.daneOK) {
 			allDANE = false
@@ -612,7 +641,8 @@ func (d *DomainReport) judge(audits []*mxAudit, policy *mtasts.Policy) {
 	d.DANE.Valid = allDANE
 	v := &d.Verdict
 	if daneApplies {
-		v.DANESenderDelivers = &daneDelivers
+		delivers := daneHow.any()
+		v.DANESenderDelivers = &delivers
 	}
 	if active {
 		v.MTASTSSenderDelivers = &stsDelivers
@@ -651,7 +681,35 @@ func (d *DomainReport) judge(audits []*mxAudit, policy *mtasts.Policy) {
 			worse(Fails) // an MX host without an address cannot take mail
 		}
 	}
-	v.Summary = d.summary(audits, policy, reachable)
+	v.Summary = d.summary(audits, policy, reachable, daneHow)
+}
+
+// daneDelivery says how a DANE sender can deliver: to some MX host over
+// TLS authenticated by usable TLSA records, over TLS it may not
+// authenticate (only unusable records: RFC 7672 §2.2), or as a non-DANE
+// sender would (an MX host without secure TLSA records).
+type daneDelivery struct {
+	authenticated, unauthenticated, opportunistic bool
+}
+
+func (h daneDelivery) any() bool { return h.authenticated || h.unauthenticated || h.opportunistic }
+
+// String is the summary's phrase for a DANE sender that delivers.
+func (h daneDelivery) String() string {
+	var how []string
+	if h.authenticated {
+		how = append(how, "over TLS authenticated by TLSA records")
+	}
+	if h.unauthenticated {
+		how = append(how, "over unauthenticated TLS (TLSA records exist but none is usable, RFC 7672 §2.2)")
+	}
+	if h.opportunistic {
+		how = append(how, "with opportunistic TLS to MX hosts without secure TLSA records")
+	}
+	if len(how) == 1 {
+		return "DANE senders deliver " + how[0]
+	}
+	return "DANE senders deliver " + strings.Join(how[:len(how)-1], ", ") + " or " + how[len(how)-1] + ", depending on the MX host"
 }
 
 // certProblem says in a few words why a certificate does not verify.
@@ -694,7 +752,7 @@ func mxVerdict(r *Report) Verdict {
 	return v
 }
 
-func (d *DomainReport) summary(audits []*mxAudit, policy *mtasts.Policy, reachable bool) string {
+func (d *DomainReport) summary(audits []*mxAudit, policy *mtasts.Policy, reachable bool, dane daneDelivery) string {
 	switch {
 	case d.NullMX:
 		return "the domain accepts no mail (null MX)"
@@ -707,7 +765,7 @@ func (d *DomainReport) summary(audits []*mxAudit, policy *mtasts.Policy, reachab
 	v := d.Verdict
 	if v.DANESenderDelivers != nil {
 		if *v.DANESenderDelivers {
-			s = append(s, "DANE senders deliver over authenticated TLS")
+			s = append(s, dane.String())
 		} else {
 			s = append(s, "DANE senders cannot deliver (TLSA records do not match, DNSSEC fails, or TLS fails)")
 		}

@@ -142,7 +142,53 @@ func TestRunDomain(t *testing.T) {
 		{name: "nortp.test", records: append(base()[:3], stsTXT), policy: text(okPolicy), want: []string{"tlsrpt-missing"}},
 		{name: "badrtp.test", records: append(base()[:3], stsTXT, `_smtp._tls.%[1]s. 60 IN TXT "v=TLSRPTv1; rua=ftp://x"`), policy: text(okPolicy), want: []string{"tlsrpt-invalid"}},
 		{name: "dane-mismatch.test", records: base(), secure: true, tlsaUsage: 3, wrongTLSA: true, want: []string{"dane-tlsa-mismatch"}},
-		{name: "dane-unusable.test", records: base(), secure: true, tlsaUsage: 1, want: []string{"dane-tlsa-unusable"}},
+		{name: "dane-unusable.test", records: base(), secure: true, tlsaUsage: 1, want: []string{"dane-tlsa-unusable"},
+			// RFC 7672 §2.2: TLS is required but cannot be authenticated.
+			check: func(t *testing.T, d *check.DomainReport) {
+				s := d.Verdict.Summary
+				if v := d.Verdict.DANESenderDelivers; v == nil || !*v || !strings.Contains(s, "unauthenticated TLS") || strings.Contains(s, "authenticated by TLSA") {
+					t.Errorf("dane_sender_delivers %v, summary %q: want true and unauthenticated", v, s)
+				}
+			}},
+		{name: "rtp-dup.test", records: append(base(), `_smtp._tls.%[1]s. 60 IN TXT "v=TLSRPTv1; rua=mailto:other@%[1]s"`), want: []string{"tlsrpt-invalid", "mta-sts-missing", "striptls-possible"},
+			check: func(t *testing.T, d *check.DomainReport) {
+				if d.TLSRPT.Valid || !strings.Contains(d.TLSRPT.Error, "more than one") || strings.Count(d.TLSRPT.Record, "v=TLSRPTv1") != 2 {
+					t.Errorf("tlsrpt %+v", d.TLSRPT)
+				}
+			}},
+		// "v=TLSRPTv10" is not the version field (RFC 8460 §3): no record.
+		{name: "rtp-v10.test", records: append(base()[:3], `_smtp._tls.%[1]s. 60 IN TXT "v=TLSRPTv10; rua=mailto:x@%[1]s"`, `_smtp._tls.%[1]s. 60 IN TXT "unrelated"`), want: []string{"tlsrpt-missing", "striptls-possible"},
+			check: func(t *testing.T, d *check.DomainReport) {
+				if d.Has("tlsrpt-invalid") || d.TLSRPT.Record != "" {
+					t.Errorf("tlsrpt %+v", d.TLSRPT)
+				}
+			}},
+		// Every answer of the domain fails validation: one dnssec-bogus
+		// for the domain's names and one for the MX host's, no repeats.
+		{name: "allbogus.test", records: base(stsTXT), secure: true, tlsaUsage: 3, policy: text(okPolicy),
+			bogus: []string{"allbogus.test", "mx.allbogus.test", "_25._tcp.mx.allbogus.test", "_mta-sts.allbogus.test", "_smtp._tls.allbogus.test"},
+			want:  []string{"dnssec-bogus"},
+			check: func(t *testing.T, d *check.DomainReport) {
+				var got []check.DomainFinding
+				for _, f := range d.Findings {
+					if f.ID == "dnssec-bogus" {
+						got = append(got, f)
+					}
+				}
+				if len(got) != 2 || got[0].MX != "" || got[1].MX != "mx.allbogus.test" {
+					t.Fatalf("dnssec-bogus findings %+v: want one for the domain, one for the MX host", got)
+				}
+				for _, name := range []string{"the MX answer at allbogus.test", "_mta-sts.allbogus.test", "_smtp._tls.allbogus.test"} {
+					if !strings.Contains(got[0].Detail, name) {
+						t.Errorf("domain finding %q does not name %s", got[0].Detail, name)
+					}
+				}
+				for _, name := range []string{"the address answer at mx.allbogus.test", "the TLSA answer at _25._tcp.mx.allbogus.test"} {
+					if !strings.Contains(got[1].Detail, name) {
+						t.Errorf("MX finding %q does not name %s", got[1].Detail, name)
+					}
+				}
+			}},
 		{name: "insecure.test", records: base(), tlsaUsage: 3, want: []string{"dnssec-insecure", "striptls-possible"}},
 		{name: "bogus.test", records: base(), secure: true, tlsaUsage: 3, bogus: []string{"_25._tcp.mx.bogus.test"}, want: []string{"dnssec-bogus"},
 			check: func(t *testing.T, d *check.DomainReport) {

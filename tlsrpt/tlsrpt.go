@@ -70,7 +70,7 @@ const maxRecord = 65535
 func Select(txts []string) (*Record, error) {
 	var found []string
 	for _, t := range txts {
-		if isRecord(t) {
+		if IsRecord(t) {
 			found = append(found, t)
 		}
 	}
@@ -83,9 +83,11 @@ func Select(txts []string) (*Record, error) {
 	return nil, fmt.Errorf("%w: %d records begin with %s", ErrMultipleRecords, len(found), Version)
 }
 
-// isRecord reports whether txt starts with the version field (followed by a
-// delimiter or the end), which is how senders tell TLS-RPT records apart.
-func isRecord(txt string) bool {
+// IsRecord reports whether txt starts with the version field (followed by a
+// delimiter or the end), which is how senders tell TLS-RPT records apart
+// from other TXT records at the name (RFC 8460 §3). Select uses it; a
+// checker uses it to show the records it found.
+func IsRecord(txt string) bool {
 	rest, ok := strings.CutPrefix(txt, Version)
 	if !ok {
 		return false
