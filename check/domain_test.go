@@ -350,6 +350,27 @@ func TestRunDomain(t *testing.T) {
 					t.Errorf("JSON has no domain.%s", k)
 				}
 			}
+			// The HTML page has the domain part and the MX checks.
+			var page strings.Builder
+			if err := check.WriteHTMLDomains(&page, []*check.DomainReport{d}, nil); err != nil {
+				t.Fatal(err)
+			}
+			html := page.String()
+			for _, want := range []string{"Mail domain " + sc.name, ">MX<", ">MTA-STS<", ">TLS-RPT<", ">DANE<", ">Verdict<", string(d.Verdict.Result)} {
+				if !strings.Contains(html, want) {
+					t.Errorf("HTML has no %q", want)
+				}
+			}
+			for _, f := range d.Findings {
+				if !strings.Contains(html, "<code>"+f.ID+"</code>") {
+					t.Errorf("HTML has no finding %s", f.ID)
+				}
+			}
+			for _, r := range d.Reports {
+				if !strings.Contains(html, r.Target) {
+					t.Errorf("HTML has no MX report %s", r.Target)
+				}
+			}
 			var sb strings.Builder
 			d.WriteText(&sb)
 			if !strings.Contains(sb.String(), sc.name) {

@@ -88,11 +88,12 @@ func runCheck(e *env, args []string) (worst int) {
 	defer cancel()
 	worst = exitOK
 	var reports []*check.Report
+	var domainReports []*check.DomainReport
 	defer func() {
 		if *htmlFile == "" {
 			return
 		}
-		if err := writeHTML(*htmlFile, reports); err != nil {
+		if err := writeHTML(*htmlFile, domainReports, reports); err != nil {
 			fmt.Fprintln(e.stderr, "starttls check:", err)
 			worst = exitCantRun
 		}
@@ -117,7 +118,7 @@ func runCheck(e *env, args []string) (worst int) {
 			} else {
 				d.WriteTextColor(e.stdout, useColor(e.stdout))
 			}
-			reports = append(reports, d.Reports...)
+			domainReports = append(domainReports, d)
 			if d.Verdict.Result == check.Error {
 				fmt.Fprintf(e.stderr, "starttls check: %s: %s\n", domain, d.Error)
 			}
@@ -265,13 +266,14 @@ func useColor(w io.Writer) bool {
 	return isTerminal(w)
 }
 
-// writeHTML writes the reports as one self-contained page.
-func writeHTML(path string, reports []*check.Report) error {
+// writeHTML writes the domain audits and reports as one self-contained
+// page.
+func writeHTML(path string, domains []*check.DomainReport, reports []*check.Report) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := check.WriteHTML(f, reports); err != nil {
+	if err := check.WriteHTMLDomains(f, domains, reports); err != nil {
 		f.Close()
 		return err
 	}

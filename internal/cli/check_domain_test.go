@@ -94,9 +94,19 @@ func TestCheckDomain(t *testing.T) {
 		t.Errorf("TLSA entries %+v: want _%s._tcp first and matched", d.DANE.TLSA, port)
 	}
 
-	code, out, _ = run(append([]string{"check"}, append(common, "plain.test")...)...)
+	htmlFile := filepath.Join(t.TempDir(), "report.html")
+	code, out, _ = run(append([]string{"check", "--html", htmlFile}, append(common, "plain.test")...)...)
 	if code != 1 || !strings.Contains(out, "striptls-possible") || !strings.Contains(out, "tlsrpt-missing") || !strings.Contains(out, "── MX smtp://mx.plain.test:"+port) {
 		t.Errorf("check plain.test: exit %d, want 1 with striptls-possible:\n%s", code, out)
+	}
+	page, err := os.ReadFile(htmlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Mail domain plain.test", "<code>striptls-possible</code>", "<code>tlsrpt-missing</code>", ">MTA-STS<", "smtp://mx.plain.test:" + port} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("--html page has no %q", want)
+		}
 	}
 }
 
