@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/check"
 	"github.com/starttls/starttls/internal/certs"
 	"github.com/starttls/starttls/internal/dnstest"
 	"github.com/starttls/starttls/smtp"
@@ -234,4 +235,18 @@ func TestConnectDomainBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseDomainURL: any input gets a domain check accepts, or an error;
+// never a panic.
+func FuzzParseDomainURL(f *testing.F) {
+	for _, s := range []string{"smtp://example.org", "smtp://example.org?mode=dane", "smtp://Example.ORG.?mode=mta-sts", "smtp://127.0.0.1", "imap://x.org", "smtp://a.b:25", "smtp://u@a.b", "smtp://a.b/x", "smtp://%zz"} {
+		f.Add(s, "dane")
+	}
+	f.Fuzz(func(t *testing.T, raw, mode string) {
+		d, err := parseDomainURL(raw, mode)
+		if err == nil && (!check.ValidDomain(d) || !strings.Contains(d, ".") || d != strings.ToLower(d)) {
+			t.Errorf("parseDomainURL(%q) = %q, not a lower-case domain", raw, d)
+		}
+	})
 }
