@@ -33,3 +33,15 @@ func ExampleFailure() {
 	// Output:
 	// {"result-type":"tlsa-invalid","receiving-mx-hostname":"mx.example.org","receiving-ip":"192.0.2.25"}
 }
+
+// Tell TLS-RPT records apart from the other TXT records at _smtp._tls, as
+// Select does (RFC 8460 §3).
+func ExampleIsRecord() {
+	for _, txt := range []string{"v=TLSRPTv1; rua=mailto:tls@example.org", "v=TLSRPTv10; rua=mailto:x@example.org", "site-verification=abc"} {
+		fmt.Println(tlsrpt.IsRecord(txt))
+	}
+	// Output:
+	// true
+	// false
+	// false
+}
