@@ -158,4 +158,3 @@ func attackNames() string {
 	}
 	return strings.Join(names, ", ")
 }
-
