@@ -404,13 +404,15 @@ func pythonRun(mode string) func(*testing.T, *stripSuite, string, string, string
 }
 
 // connectRun: our own library, through `starttls connect`, with a few
-// harmless commands on stdin (they are what "plaintext continued" sees).
+// commands on stdin (what "plaintext continued" sees).
 func connectRun(mode string) func(*testing.T, *stripSuite, string, string, string) result {
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
+		// One command each that is more than discovery (strip counts
+		// EHLO, NOOP, CAPABILITY, CAPA… as idle), none that logs in.
 		stdin := map[string]string{
-			"smtp": "NOOP\r\nQUIT\r\n",
-			"imap": "a1 NOOP\r\na2 LOGOUT\r\n",
-			"pop3": "NOOP\r\nQUIT\r\n",
+			"smtp": "MAIL FROM:<" + s.lab.User + "@starttls.test>\r\nRSET\r\nQUIT\r\n",
+			"imap": "a1 LIST \"\" INBOX\r\na2 LOGOUT\r\n",
+			"pop3": "USER " + s.lab.User + "\r\nQUIT\r\n",
 		}[cellProto(dir)]
 		return run(t, stripClientTimeout, stdin, s.bin, "connect", "--mode", mode, "--ca", s.lab.CA,
 			"--timeout", "15s", "--linger", "2s", cellProto(dir)+"://"+host+":"+port)
