@@ -1,0 +1,444 @@
+package strip
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/dial"
+	"github.com/starttls/starttls/imap"
+	"github.com/starttls/starttls/pop3"
+	"github.com/starttls/starttls/smtp"
+)
+
+// useSession does what an application does with a session once the
+// dialog is over: log in and read mail, or send a message.
+func useSession(ctx context.Context, s dial.Session) {
+	switch c := s.(type) {
+	case *smtp.Client:
+		c.SendMail(ctx, "a@example.org", []string{"b@example.org"}, []byte("Subject: t\r\n\r\nhi\r\n"))
+	case *imap.Client:
+		if c.Login(ctx, "bob", "hunter2-secret") == nil {
+			c.List(ctx)
+		}
+	case *pop3.Client:
+		if c.Login(ctx, "bob", "hunter2-secret") == nil {
+			c.Stat(ctx)
+		}
+	}
+	s.Close()
+}
+
+// TestLibraryClients runs the library's own clients in each mode through
+// every attack and checks the verdicts: required and implicit are safe to
+// everything; opportunistic SMTP sends its message in plaintext when the
+// upgrade is stripped or refused; opportunistic IMAP and POP3 refuse to
+// log in without TLS and so send nothing that matters.
+func TestLibraryClients(t *testing.T) {
+	steps, _ := Plan(All)
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModeRequired, starttls.ModeImplicit} {
+			t.Run(proto+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				lb := startLab(t, proto)
+				sim, addr := startStrip(t, lb, proto, All, nil)
+				up, err := dial.Upgrader(proto)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, step := range steps {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					conn, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, _, err := up(ctx, conn, &starttls.ClientOptions{Mode: mode, TLSConfig: lb.clientTLS, InjectionWait: 200 * time.Millisecond})
+					if err == nil {
+						useSession(ctx, s)
+					}
+					cancel()
+					e := waitEntries(t, sim, i+1)[i]
+					if e.Name() != step.String() {
+						t.Fatalf("entry %d is %s, want %s", i, e.Name(), step)
+					}
+					want := Safe
+					if mode == starttls.ModeOpportunistic && proto == "smtp" && (step.Attack == StripCapability || step.Attack == RejectUpgrade) {
+						want = Vulnerable
+					}
+					if e.Verdict != want {
+						t.Errorf("%s: verdict %s, want %s; findings %q\n%s", step, e.Verdict, want, e.Findings, strings.Join(e.Evidence, "\n"))
+					}
+					if want == Vulnerable && (!e.PlaintextContinued || !strings.Contains(strings.Join(e.Findings, ";"), "MAIL")) {
+						t.Errorf("%s: vulnerable without the evidence: %+v", step, e)
+					}
+					if len(e.Evidence) == 0 || len(e.Findings) == 0 {
+						t.Errorf("%s: no evidence or findings: %+v", step, e)
+					}
+				}
+			})
+		}
+	}
+}
+
+// rawClient is a scripted client for one connection.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{t: t, conn: c, br: bufio.NewReader(c)}
+}
+
+func (r *rawClient) send(line string) {
+	r.t.Helper()
+	if _, err := fmt.Fprintf(r.conn, "%s\r\n", line); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// reply reads an SMTP reply, multi-line or not, and returns its last line.
+func (r *rawClient) reply() string {
+	r.t.Helper()
+	for {
+		l, err := r.br.ReadString('\n')
+		if err != nil {
+			r.t.Fatalf("reading reply: %v", err)
+		}
+		if len(l) < 4 || l[3] != '-' {
+			return strings.TrimRight(l, "\r\n")
+		}
+	}
+}
+
+// TestScriptedVulnerableClients makes every verdict field come out
+// vulnerable once, each from a client scripted to fall for it.
+func TestScriptedVulnerableClients(t *testing.T) {
+	lb := startLab(t, "smtp")
+	insecure := &tls.Config{InsecureSkipVerify: true}
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00bob\x00hunter2-secret"))
+	cases := []struct {
+		attack string
+		script func(r *rawClient)
+		check  func(e Entry) bool
+	}{
+		{StripCapability, func(r *rawClient) {
+			r.reply()
+			r.send("EHLO me")
+			r.reply()
+			r.send("MAIL FROM:<a@example.org>")
+			r.reply()
+			r.send("QUIT")
+			r.reply()
+		}, func(e Entry) bool { return e.PlaintextContinued && len(e.CredentialsSeen) == 0 }},
+		{RejectUpgrade + "/" + Permanent, func(r *rawClient) {
+			r.reply()
+			r.send("EHLO me")
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			r.send("AUTH PLAIN " + plain)
+			r.reply()
+			r.send("QUIT")
+			r.reply()
+		}, func(e Entry) bool {
+			return len(e.CredentialsSeen) == 1 && e.CredentialsSeen[0].User == "bob" &&
+				e.CredentialsSeen[0].Secret == "h…t (14 chars)" && e.CredentialsSeen[0].Mechanism == "AUTH PLAIN"
+		}},
+		{UntrustedCert + "/" + SelfSigned, func(r *rawClient) {
+			r.reply()
+			r.send("EHLO me")
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			tc := tls.Client(r.conn, insecure)
+			if err := tc.Handshake(); err != nil {
+				r.t.Fatal(err)
+			}
+			fmt.Fprintf(tc, "EHLO me\r\n")
+			bufio.NewReader(tc).ReadString('\n')
+		}, func(e Entry) bool { return e.AcceptedBadCert }},
+		{Downgrade, func(r *rawClient) {
+			r.reply()
+			r.send("EHLO me")
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			tc := tls.Client(r.conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
+			if err := tc.Handshake(); err != nil {
+				r.t.Fatal(err)
+			}
+			fmt.Fprintf(tc, "EHLO me\r\n")
+			bufio.NewReader(tc).ReadString('\n')
+		}, func(e Entry) bool {
+			return e.AcceptedBadCert && strings.Contains(strings.Join(e.Findings, ";"), "TLS 1.1")
+		}},
+		{ResponseInjection, func(r *rawClient) {
+			r.reply()
+			r.send("EHLO me")
+			r.reply()
+			r.send("STARTTLS")
+			r.reply() // the go-ahead; the forged reply stays in r.br
+			tc := tls.Client(r.conn, insecure)
+			if err := tc.Handshake(); err != nil {
+				r.t.Fatal(err)
+			}
+			// The bug: the reply to EHLO is read from the plaintext buffer.
+			fmt.Fprintf(tc, "EHLO me\r\n")
+			r.reply()
+			fmt.Fprintf(tc, "AUTH PLAIN %s\r\n", plain)
+			bufio.NewReader(tc).ReadString('\n')
+		}, func(e Entry) bool { return e.ActedOnInjection && len(e.CredentialsSeen) == 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.attack, func(t *testing.T) {
+			t.Parallel()
+			sim, addr := startStrip(t, lb, "smtp", tc.attack, nil)
+			r := dialRaw(t, addr)
+			tc.script(r)
+			r.conn.Close()
+			e := waitEntries(t, sim, 1)[0]
+			if e.Verdict != Vulnerable || !tc.check(e) {
+				t.Fatalf("verdict %s, entry %+v\n%s", e.Verdict, e, strings.Join(e.Evidence, "\n"))
+			}
+			b, _ := json.Marshal(e)
+			if strings.Contains(string(b), "hunter2-secret") || strings.Contains(string(b), plain) {
+				t.Fatalf("the secret leaked into the entry: %s", b)
+			}
+		})
+	}
+}
+
+// TestCommandInjectionJudgesTheServer relays a trusting client to a
+// server that runs commands pipelined after STARTTLS inside TLS
+// (CVE-2011-0411), and to one that does not.
+func TestCommandInjectionJudgesTheServer(t *testing.T) {
+	for _, vulnerable := range []bool{true, false} {
+		t.Run(fmt.Sprint("vulnerable=", vulnerable), func(t *testing.T) {
+			t.Parallel()
+			lb := startLab(t, "smtp")
+			if vulnerable {
+				lb = startLabWith(t, "smtp", func(o *starttls.ServerOptions) { o.InsecureKeepPipelined = true })
+			}
+			sim, addr := startStrip(t, lb, "smtp", CommandInjection, func(c *Config) { c.Certificate = &lb.attacker })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _, err := smtp.Upgrade(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModeRequired, ServerName: "attacker.invalid", TLSConfig: lb.clientTLS})
+			if err == nil {
+				s.Close()
+			}
+			e := waitEntries(t, sim, 1)[0]
+			want := Safe
+			if vulnerable {
+				want = Vulnerable
+			}
+			if e.Verdict != want || e.ActedOnInjection != vulnerable || e.Subject != "server" {
+				t.Fatalf("verdict %s acted %v subject %s, want %s; %q\n%s", e.Verdict, e.ActedOnInjection, e.Subject, want, e.Findings, strings.Join(e.Evidence, "\n"))
+			}
+			if !vulnerable && err != nil {
+				// Against a safe server the relay must carry the client's
+				// session on... unless the server closed on the probe, which
+				// ours does.
+				t.Logf("client error against a safe server (it closed on the pipelined command): %v", err)
+			}
+		})
+	}
+}
+
+// TestPassControl relays untouched: a client that upgrades is safe, one
+// that ignores the offered STARTTLS and sends mail in plaintext is not.
+func TestPassControl(t *testing.T) {
+	lb := startLab(t, "smtp")
+	sim, addr := startStrip(t, lb, "smtp", Pass, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _, err := dial.Dial(ctx, &starttls.Target{Scheme: mustScheme(t, "smtp"), Host: "127.0.0.1", Port: port(t, addr), Mode: starttls.ModeRequired}, &dial.Options{Client: starttls.ClientOptions{TLSConfig: lb.clientTLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	e := waitEntries(t, sim, 1)[0]
+	if e.Verdict != Safe || !strings.Contains(strings.Join(e.Findings, ";"), "started TLS") {
+		t.Fatalf("required client through pass: %s %q", e.Verdict, e.Findings)
+	}
+	r := dialRaw(t, addr)
+	r.reply()
+	r.send("EHLO me")
+	r.reply()
+	r.send("MAIL FROM:<a@example.org>")
+	r.reply()
+	r.send("QUIT")
+	r.reply()
+	e = waitEntries(t, sim, 2)[1]
+	if e.Verdict != Vulnerable || !e.PlaintextContinued {
+		t.Fatalf("plaintext client through pass: %s %q", e.Verdict, e.Findings)
+	}
+}
+
+// TestHostilePeers: silent clients, clients that leave mid-dialog, garbage
+// from the client and from the upstream, an upstream that is down. Every
+// connection ends within its bounds with an entry and no panic.
+func TestHostilePeers(t *testing.T) {
+	lb := startLab(t, "smtp")
+	garbage := startGarbage(t)
+	cases := []struct {
+		name, attack string
+		upstream     string
+		script       func(r *rawClient)
+	}{
+		{"silent client", StripCapability, "", func(r *rawClient) { time.Sleep(700 * time.Millisecond) }},
+		{"leaves after EHLO", RejectUpgrade, "", func(r *rawClient) { r.reply(); r.send("EHLO me") }},
+		{"leaves in the handshake", UntrustedCert, "", func(r *rawClient) {
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			r.conn.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 1})
+		}},
+		{"binary garbage", StripCapability, "", func(r *rawClient) {
+			r.reply()
+			r.conn.Write([]byte("\x00\xff\xfe garbage \x1b[31m\r\n" + strings.Repeat("A", 10000) + "\r\n"))
+			r.br.ReadString('\n')
+		}},
+		{"garbage upstream", UntrustedCert, "garbage", func(r *rawClient) {
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			tc := tls.Client(r.conn, &tls.Config{InsecureSkipVerify: true})
+			if tc.Handshake() == nil {
+				fmt.Fprintf(tc, "EHLO me\r\n")
+				tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+				bufio.NewReader(tc).ReadString('\n')
+			}
+		}},
+		{"upstream down", ResponseInjection, "down", func(r *rawClient) {
+			r.reply()
+			r.send("STARTTLS")
+			r.reply()
+			tc := tls.Client(r.conn, &tls.Config{InsecureSkipVerify: true})
+			if tc.Handshake() == nil {
+				fmt.Fprintf(tc, "EHLO me\r\n")
+				tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+				bufio.NewReader(tc).ReadString('\n')
+			}
+		}},
+		{"pass to a garbage upstream", Pass, "garbage", func(r *rawClient) {
+			r.br.ReadString('\n')
+			r.send("EHLO me")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := *lb
+			switch tc.upstream {
+			case "garbage":
+				up.addr = garbage
+			case "down":
+				l, _ := net.Listen("tcp", "127.0.0.1:0")
+				up.addr = l.Addr().String()
+				l.Close()
+			}
+			sim, addr := startStrip(t, &up, "smtp", tc.attack, func(c *Config) { c.ClientTimeout = 500 * time.Millisecond })
+			start := time.Now()
+			r := dialRaw(t, addr)
+			tc.script(r)
+			r.conn.Close()
+			e := waitEntries(t, sim, 1)[0]
+			if d := time.Since(start); d > 8*time.Second {
+				t.Errorf("took %s", d)
+			}
+			if e.Verdict == "" || len(e.Evidence) == 0 {
+				t.Fatalf("entry %+v", e)
+			}
+			t.Logf("%s: %s %q %s", tc.name, e.Verdict, e.Findings, e.Note)
+		})
+	}
+}
+
+// TestNotApplicable: an implicit-TLS scheme has no upgrade to attack.
+func TestNotApplicable(t *testing.T) {
+	lb := startLab(t, "smtp")
+	sim, addr := startStrip(t, lb, "smtps", StripCapability, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := waitEntries(t, sim, 1)[0]
+	if e.Verdict != NotApplicable || !strings.Contains(e.Note, "first byte") {
+		t.Fatalf("%+v", e)
+	}
+}
+
+// TestImplicitUntrustedCert: on an implicit-TLS scheme the certificate
+// attacks apply; the library's implicit client refuses a self-signed
+// certificate, a client that skips verification is caught.
+func TestImplicitUntrustedCert(t *testing.T) {
+	lb := startImplicitLab(t, "smtp")
+	sim, addr := startStrip(t, lb, "smtps", UntrustedCert+"/"+SelfSigned, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _ := net.Dial("tcp", addr)
+	if s, _, err := smtp.Upgrade(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModeImplicit, TLSConfig: lb.clientTLS}); err == nil {
+		s.Close()
+		t.Fatal("the implicit client accepted a self-signed certificate")
+	}
+	conn, _ = net.Dial("tcp", addr)
+	s, _, err := smtp.Upgrade(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModeImplicit, TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatalf("relay through implicit TLS: %v", err)
+	}
+	s.Close()
+	es := waitEntries(t, sim, 2)
+	if es[0].Verdict != Safe || es[1].Verdict != Vulnerable || !es[1].AcceptedBadCert {
+		t.Fatalf("%s %q / %s %q", es[0].Verdict, es[0].Findings, es[1].Verdict, es[1].Findings)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	for _, bad := range []string{"", "nope", "pass/x", "reject-upgrade/x", "all/temporary"} {
+		if _, err := Plan(bad); err == nil {
+			t.Errorf("Plan(%q) accepted", bad)
+		}
+	}
+	steps, err := Plan("reject-upgrade")
+	if err != nil || len(steps) != 2 || steps[1].String() != "reject-upgrade/permanent" {
+		t.Fatalf("%v %v", steps, err)
+	}
+	all, _ := Plan(All)
+	if len(all) != 9 {
+		t.Fatalf("all: %v", all)
+	}
+}
+
+func TestMaskSecretInSummary(t *testing.T) {
+	es := []Entry{
+		{Attack: Pass, Verdict: Safe, Client: "c1", Findings: []string{"ok"}},
+		{Attack: Pass, Verdict: Vulnerable, Client: "c2", Findings: []string{"bad"}},
+		{Attack: StripCapability, Verdict: NotApplicable, Note: "why"},
+	}
+	s := Summarize(es)
+	if len(s) != 2 || s[0].Verdict != Vulnerable || s[0].Connections != 2 || s[0].Evidence[0] != "c2: bad" || s[1].Verdict != NotApplicable {
+		t.Fatalf("%+v", s)
+	}
+}
