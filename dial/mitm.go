@@ -8,9 +8,14 @@ import (
 	"sort"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/ftp"
 	"github.com/starttls/starttls/imap"
+	"github.com/starttls/starttls/irc"
+	"github.com/starttls/starttls/nntp"
 	"github.com/starttls/starttls/pop3"
+	"github.com/starttls/starttls/sieve"
 	"github.com/starttls/starttls/smtp"
+	"github.com/starttls/starttls/xmpp"
 )
 
 // MITMServer is the server side the stripping simulator (package strip)
@@ -44,6 +49,10 @@ type MITM struct {
 	// attack does not apply.
 	Forged   func(command string) []byte
 	ForgedNA string
+	// ServerFirst is true when the server speaks first once TLS is up
+	// (ManageSieve sends its capabilities): a client that keeps a forged
+	// reply then sends one command before the real answer, not two.
+	ServerFirst bool
 	// Credentials is true when the protocol's server reports logins
 	// through ServerOptions.OnCredentials.
 	Credentials bool
@@ -67,6 +76,26 @@ var mitms = map[string]MITM{
 	"pop3": {
 		Server:  func(o starttls.ServerOptions) MITMServer { return pop3.MITMServer(o) },
 		Command: pop3.MITMCommand, Forged: pop3.MITMForged, Credentials: true,
+	},
+	"nntp": {
+		Server:  func(o starttls.ServerOptions) MITMServer { return nntp.MITMServer(o) },
+		Command: nntp.MITMCommand, Forged: nntp.MITMForged, Credentials: true,
+	},
+	"sieve": {
+		Server:  func(o starttls.ServerOptions) MITMServer { return sieve.MITMServer(o) },
+		Command: sieve.MITMCommand, Forged: sieve.MITMForged, Credentials: true, ServerFirst: true,
+	},
+	"ftp": {
+		Server:  func(o starttls.ServerOptions) MITMServer { return ftp.MITMServer(o) },
+		Command: ftp.MITMCommand, Forged: ftp.MITMForged, Credentials: true,
+	},
+	"irc": {
+		Server:  func(o starttls.ServerOptions) MITMServer { return irc.MITMServer(o) },
+		Command: irc.MITMCommand, ForgedNA: irc.MITMForgedNA, Credentials: true,
+	},
+	"xmpp": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return xmpp.MITMServer(o) },
+		ForgedNA: xmpp.MITMForgedNA, Credentials: true,
 	},
 }
 

@@ -363,7 +363,7 @@ func (c *session) judgeTLS(cs tls.ConnectionState, certAbout string, mode relayM
 		}
 	case ResponseInjection:
 		switch {
-		case st.early >= 2:
+		case st.early >= c.earlyLimit():
 			c.e.ActedOnInjection = true
 			c.finding("the client sent %d command lines inside TLS before any real answer: it took the forged reply for an answer", st.early)
 		case st.clientBytes > 0:
@@ -383,6 +383,15 @@ func (c *session) judgeTLS(cs tls.ConnectionState, certAbout string, mode relayM
 	if st.upstreamErr != nil {
 		c.e.Note = "upstream unavailable: " + short(st.upstreamErr) + "; the client was observed for " + c.s.cfg.Wait.String() + " only"
 	}
+}
+
+// earlyLimit is how many command lines inside TLS before the first real
+// answer show that the client took the forged reply for it.
+func (c *session) earlyLimit() int {
+	if c.s.mitm.ServerFirst {
+		return 1
+	}
+	return 2
 }
 
 // pass relays the client to the upstream untouched.
@@ -434,6 +443,9 @@ func (c *session) finish() {
 				c.e.PlaintextContinued = true
 				c.finding("the client went on in plaintext: %s", strings.Join(dedupe(sent), ", "))
 			}
+		}
+		if c.s.mitm.Command == nil && (c.step.Attack == StripCapability || c.step.Attack == RejectUpgrade) && len(creds) == 0 {
+			c.finding("%s is not line-based: going on in plaintext is judged from credentials only (%d plaintext bytes from the client)", c.s.scheme.Protocol, c.rec.plainBinary())
 		}
 		if !c.e.PlaintextContinued && len(creds) == 0 && len(c.e.Findings) == 0 {
 			c.finding("the client sent nothing in plaintext beyond discovery, upgrade and quit")
