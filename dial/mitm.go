@@ -9,12 +9,17 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/ftp"
+	"github.com/starttls/starttls/httpupgrade"
 	"github.com/starttls/starttls/imap"
 	"github.com/starttls/starttls/irc"
+	"github.com/starttls/starttls/ldap"
+	"github.com/starttls/starttls/mysql"
 	"github.com/starttls/starttls/nntp"
 	"github.com/starttls/starttls/pop3"
+	"github.com/starttls/starttls/postgres"
 	"github.com/starttls/starttls/sieve"
 	"github.com/starttls/starttls/smtp"
+	"github.com/starttls/starttls/telnet"
 	"github.com/starttls/starttls/xmpp"
 )
 
@@ -96,6 +101,26 @@ var mitms = map[string]MITM{
 	"xmpp": {
 		Server:   func(o starttls.ServerOptions) MITMServer { return xmpp.MITMServer(o) },
 		ForgedNA: xmpp.MITMForgedNA, Credentials: true,
+	},
+	"ldap": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return ldap.MITMServer(o) },
+		ForgedNA: ldap.MITMForgedNA, Credentials: true,
+	},
+	"postgres": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return postgres.MITMServer(o) },
+		ForgedNA: postgres.MITMForgedNA, Credentials: true,
+	},
+	"mysql": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return mysql.MITMServer(o) },
+		ForgedNA: mysql.MITMForgedNA, Credentials: true,
+	},
+	"http": {
+		Server:  func(o starttls.ServerOptions) MITMServer { return httpupgrade.MITMServer(o) },
+		Command: httpupgrade.MITMCommand, Forged: httpupgrade.MITMForged, Credentials: true, ServerFirst: true,
+	},
+	"telnet": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return telnet.MITMServer(o) },
+		ForgedNA: telnet.MITMForgedNA, Credentials: true,
 	},
 }
 

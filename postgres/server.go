@@ -424,6 +424,7 @@ func (ss *session) authenticate(user string) error {
 	if err := d.end("PasswordMessage"); err != nil {
 		return ss.fatal(CodeProtocolViolation, "invalid password packet size", err)
 	}
+	ss.srv.SawCredentials("cleartext password", user, pass, ss.tls)
 	if ss.srv.Backend == nil {
 		return failed(errors.New("no backend"))
 	}

@@ -158,3 +158,14 @@ func port(t *testing.T, addr string) int {
 	}
 	return a.Port
 }
+
+// schemeFor returns the STARTTLS scheme of a protocol.
+func schemeFor(t *testing.T, protocol string) string {
+	for _, sc := range starttls.Schemes() {
+		if sc.Protocol == protocol && !sc.Implicit {
+			return sc.Name
+		}
+	}
+	t.Fatalf("no scheme for %s", protocol)
+	return ""
+}

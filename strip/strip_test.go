@@ -46,12 +46,12 @@ func useSession(ctx context.Context, s dial.Session) {
 // log in without TLS and so send nothing that matters.
 func TestLibraryClients(t *testing.T) {
 	steps, _ := Plan(All)
-	for _, proto := range []string{"smtp", "imap", "pop3", "nntp", "sieve", "ftp", "irc", "xmpp"} {
+	for _, proto := range dial.MITMProtocols() {
 		for _, mode := range []starttls.Mode{starttls.ModeOpportunistic, starttls.ModeRequired, starttls.ModeImplicit} {
 			t.Run(proto+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				lb := startLab(t, proto)
-				sim, addr := startStrip(t, lb, proto, All, nil)
+				sim, addr := startStrip(t, lb, schemeFor(t, proto), All, nil)
 				up, err := dial.Upgrader(proto)
 				if err != nil {
 					t.Fatal(err)
@@ -72,7 +72,7 @@ func TestLibraryClients(t *testing.T) {
 						t.Fatalf("entry %d is %s, want %s", i, e.Name(), step)
 					}
 					want := Safe
-					if mode == starttls.ModeOpportunistic && proto == "smtp" && (step.Attack == StripCapability || step.Attack == RejectUpgrade) {
+					if mode == starttls.ModeOpportunistic && (proto == "smtp" || proto == "lmtp") && (step.Attack == StripCapability || step.Attack == RejectUpgrade) {
 						want = Vulnerable
 					}
 					if m, _ := dial.MITMFor(proto); step.Attack == ResponseInjection && m.Forged == nil {
@@ -445,5 +445,40 @@ func TestMaskSecretInSummary(t *testing.T) {
 	s := Summarize(es)
 	if len(s) != 2 || s[0].Verdict != Vulnerable || s[0].Connections != 2 || s[0].Evidence[0] != "c2: bad" || s[1].Verdict != NotApplicable {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// TestPlainClientsLeakCredentials: the library's client in ModePlain logs
+// in without TLS; through strip-capability every protocol's server must
+// report the login, masked, and the evidence must not hold the secret.
+func TestPlainClientsLeakCredentials(t *testing.T) {
+	for _, proto := range dial.MITMProtocols() {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			lb := startLab(t, proto)
+			sim, addr := startStrip(t, lb, schemeFor(t, proto), StripCapability, nil)
+			up, _ := dial.Upgrader(proto)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _, err := up(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModePlain})
+			if err != nil {
+				t.Fatalf("plain dialog: %v", err)
+			}
+			lerr := s.Login(ctx, "bob", "hunter2-secret")
+			s.Close()
+			e := waitEntries(t, sim, 1)[0]
+			if e.Verdict != Vulnerable || len(e.CredentialsSeen) == 0 || e.CredentialsSeen[0].User != "bob" {
+				t.Fatalf("login error %v; verdict %s creds %+v findings %q\n%s", lerr, e.Verdict, e.CredentialsSeen, e.Findings, strings.Join(e.Evidence, "\n"))
+			}
+			b, _ := json.Marshal(e)
+			if strings.Contains(string(b), "hunter2-secret") {
+				t.Fatalf("secret leaked: %s", b)
+			}
+			t.Logf("%s: %+v", proto, e.CredentialsSeen)
+		})
 	}
 }
