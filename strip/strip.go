@@ -336,6 +336,9 @@ func (c *session) tlsAttack(ctx context.Context, o starttls.ServerOptions, certA
 		c.rec.note("no TLS session with the client: %v", err)
 		if c.rec.startedTLS() {
 			c.finding("the client refused the TLS session (%s)", short(err))
+			if c.step.Attack != UntrustedCert && c.s.cfg.Certificate == nil {
+				c.e.Note = "not exercised if the client refused the certificate: strip presented a self-signed one; give --cert/--key with a certificate the client trusts"
+			}
 		} else {
 			c.finding("the client did not start TLS (%s)", short(err))
 		}
