@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -19,9 +18,8 @@ type relayMode struct {
 	// watch holds the first answer to the client back for the wait and
 	// counts the command lines the client sends meanwhile.
 	watch bool
-	// probe pipelines a command after the upgrade command toward the
-	// upstream (the library client's injection probe) and waits for an
-	// unsolicited answer inside TLS.
+	// probe (command-injection) probes the upstream for CVE-2011-0411 on
+	// a connection of its own.
 	probe bool
 }
 
@@ -34,10 +32,6 @@ type relayStats struct {
 	released    bool
 
 	upstreamErr error
-	serverActed bool   // command-injection: the upstream answered inside TLS unprompted
-	probeSent   string // the pipelined command
-	probeReply  string
-	probeNote   string
 }
 
 // relayUpstream connects to the upstream over TLS (implicitly, or through
@@ -45,6 +39,7 @@ type relayStats struct {
 // client to it. Without an upstream it only watches the client.
 func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode relayMode) *relayStats {
 	st := &relayStats{}
+	defer client.Close()
 	wait := c.s.cfg.Wait
 	upCfg := starttls.ClientTLSConfig(c.s.cfg.UpstreamTLS, c.s.name)
 	if c.s.scheme.Implicit {
@@ -77,27 +72,14 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 	tr := &starttls.Transcript{}
 	relayed := false
 	opts := &starttls.ClientOptions{
-		Mode:           starttls.ModeRequired,
-		ServerName:     c.s.name,
-		TLSConfig:      c.s.cfg.UpstreamTLS,
-		Transcript:     tr,
-		ProbeInjection: mode.probe,
-		InjectionWait:  wait,
+		Mode:       starttls.ModeRequired,
+		ServerName: c.s.name,
+		TLSConfig:  c.s.cfg.UpstreamTLS,
+		Transcript: tr,
 		Intercept: func(ictx context.Context, conn net.Conn) error {
 			tc := tls.Client(conn, upCfg)
 			if err := tc.HandshakeContext(ictx); err != nil {
-				if mode.probe {
-					st.probeNote = "the server did not complete TLS after the pipelined command (" + short(err) + "): it did not run it inside TLS"
-				}
 				return err
-			}
-			if mode.probe {
-				probeUpstream(tc, wait, st)
-				if st.serverActed {
-					// Its answer would reach the client as garbage; the
-					// session is spoilt.
-					return nil
-				}
 			}
 			relayed = true
 			c.rec.note("relaying to %s inside TLS", c.s.cfg.Upstream)
@@ -105,42 +87,18 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 			return nil
 		},
 	}
-	_, res, err := up(ctx, raw, opts)
-	if mode.probe && res != nil && res.Injection != nil {
-		st.probeSent = res.Injection.Sent
-	}
+	_, _, err = up(ctx, raw, opts)
 	for _, ev := range tr.Events() {
 		c.upstream = append(c.upstream, "upstream "+ev.Format(tr.Start))
 	}
-	if !relayed && err != nil && !st.serverActed {
+	if !relayed {
 		st.upstreamErr = err
 		c.rec.note("upstream dialog failed: %v", err)
+		if st.clientBytes == 0 {
+			watchAlone(ctx, client, wait, st)
+		}
 	}
-	if !relayed && st.clientBytes == 0 {
-		watchAlone(ctx, client, wait, st)
-	}
-	client.Close()
 	return st
-}
-
-// probeUpstream waits for the upstream to speak first inside TLS: any
-// answer is to the command pipelined with the upgrade command in
-// plaintext.
-func probeUpstream(tc *tls.Conn, wait time.Duration, st *relayStats) {
-	tc.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 512)
-	n, err := tc.Read(buf)
-	tc.SetReadDeadline(time.Time{})
-	switch {
-	case n > 0:
-		st.serverActed = true
-		line, _, _ := bytes.Cut(buf[:n], []byte("\n"))
-		st.probeReply = fmt.Sprintf("%q", starttls.Escape(string(bytes.TrimRight(line, "\r"))))
-	case isTimeout(err):
-		st.probeNote = fmt.Sprintf("the server said nothing unprompted inside TLS for %s: it did not run the pipelined command there", wait)
-	case err != nil:
-		st.probeNote = "the server closed the TLS session (" + short(err) + "): it did not run the pipelined command there"
-	}
 }
 
 func isTimeout(err error) bool {

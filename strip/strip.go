@@ -329,15 +329,33 @@ func obsoleteTLS(cert tls.Certificate) *tls.Config {
 }
 
 // tlsAttack serves the dialog up to the upgrade with the attack's server,
-// then relays the TLS session to the upstream, watching the client.
+// then relays the TLS session to the upstream, watching the client. With
+// mode.probe (command-injection) the server is probed at once on a
+// connection of its own, whatever the client does.
 func (c *session) tlsAttack(ctx context.Context, o starttls.ServerOptions, certAbout string, mode relayMode) {
+	var probe *probeResult
+	done := make(chan struct{})
+	if mode.probe {
+		go func() {
+			defer close(done)
+			probe = c.probeServer(ctx)
+		}()
+	} else {
+		close(done)
+	}
+	defer func() {
+		<-done
+		if probe != nil {
+			c.judgeProbe(probe)
+		}
+	}()
 	tconn, err := c.s.mitm.Server(o).Handshake(ctx, c.rec)
 	if err != nil {
 		c.rec.note("no TLS session with the client: %v", err)
 		if c.rec.startedTLS() {
 			c.finding("the client refused the TLS session (%s)", short(err))
-			if c.step.Attack != UntrustedCert && c.s.cfg.Certificate == nil {
-				c.e.Note = "not exercised if the client refused the certificate: strip presented a self-signed one; give --cert/--key with a certificate the client trusts"
+			if c.step.Attack != UntrustedCert && c.step.Attack != CommandInjection && strings.Contains(err.Error(), "certificate") {
+				c.e.Note = "not exercised: the client refused strip's certificate before the attack could show; give --cert/--key with a certificate the client trusts"
 			}
 		} else {
 			c.finding("the client did not start TLS (%s)", short(err))
@@ -346,12 +364,74 @@ func (c *session) tlsAttack(ctx context.Context, o starttls.ServerOptions, certA
 	}
 	cs := tconn.ConnectionState()
 	c.rec.note("TLS session with the client: %s, %s, %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), certAbout)
-	st := c.relayUpstream(ctx, tconn, mode)
-	c.judgeTLS(cs, certAbout, mode, st)
+	st := c.relayUpstream(ctx, tconn, relayMode{watch: mode.watch})
+	c.judgeTLS(cs, certAbout, st)
+}
+
+// probeResult is the command-injection probe of the upstream.
+type probeResult struct {
+	inj        *starttls.InjectionProbe
+	err        error
+	transcript []string
+}
+
+// probeServer runs the protocol client's own injection probe
+// (ClientOptions.ProbeInjection, CVE-2011-0411) against the upstream on a
+// connection of its own: the client knows how its protocol's servers
+// answer a refused pipelined command.
+func (c *session) probeServer(ctx context.Context) *probeResult {
+	up, err := dial.Upgrader(c.s.scheme.Protocol)
+	if err != nil {
+		return &probeResult{err: err}
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", c.s.cfg.Upstream)
+	if err != nil {
+		return &probeResult{err: err}
+	}
+	tr := &starttls.Transcript{}
+	s, res, err := up(ctx, raw, &starttls.ClientOptions{
+		Mode: starttls.ModeRequired, ServerName: c.s.name, TLSConfig: c.s.cfg.UpstreamTLS,
+		Transcript: tr, ProbeInjection: true, InjectionWait: c.s.cfg.Wait,
+	})
+	if s != nil {
+		s.Close()
+	}
+	p := &probeResult{err: err}
+	if res != nil {
+		p.inj = res.Injection
+	}
+	for _, ev := range tr.Events() {
+		p.transcript = append(p.transcript, "probe "+ev.Format(tr.Start))
+	}
+	return p
+}
+
+// judgeProbe records the command-injection verdict on the server.
+func (c *session) judgeProbe(p *probeResult) {
+	c.upstream = append(c.upstream, p.transcript...)
+	inj := p.inj
+	switch {
+	case inj == nil || inj.Err != "" && !inj.Vulnerable:
+		why := "no probe made"
+		if inj != nil && inj.Err != "" {
+			why = inj.Err
+		} else if p.err != nil {
+			why = short(p.err)
+		}
+		c.e.Note = "not exercised toward the server: " + why
+	case inj.Vulnerable:
+		c.e.ActedOnInjection = true
+		c.finding("the server answered %q, pipelined after the upgrade command in plaintext, inside TLS: %q", inj.Sent, starttls.Escape(inj.Reply))
+	case inj.Closed:
+		c.finding("the server closed the connection rather than run %q, pipelined after the upgrade command", inj.Sent)
+	default:
+		c.finding("the server did not run %q, pipelined after the upgrade command, inside TLS", inj.Sent)
+	}
 }
 
 // judgeTLS turns what the relay saw into the entry's fields.
-func (c *session) judgeTLS(cs tls.ConnectionState, certAbout string, mode relayMode, st *relayStats) {
+func (c *session) judgeTLS(cs tls.ConnectionState, certAbout string, st *relayStats) {
 	switch c.step.Attack {
 	case UntrustedCert, Downgrade:
 		what := certAbout
@@ -374,16 +454,8 @@ func (c *session) judgeTLS(cs tls.ConnectionState, certAbout string, mode relayM
 		default:
 			c.finding("the client completed the TLS handshake but sent nothing: not exercised")
 		}
-	case CommandInjection:
-		switch {
-		case st.serverActed:
-			c.e.ActedOnInjection = true
-			c.finding("the server answered the pipelined %q inside TLS: %s", st.probeSent, st.probeReply)
-		case st.probeNote != "":
-			c.finding("%s", st.probeNote)
-		}
 	}
-	if st.upstreamErr != nil {
+	if st.upstreamErr != nil && c.e.Note == "" {
 		c.e.Note = "upstream unavailable: " + short(st.upstreamErr) + "; the client was observed for " + c.s.cfg.Wait.String() + " only"
 	}
 }

@@ -230,43 +230,49 @@ func TestScriptedVulnerableClients(t *testing.T) {
 	}
 }
 
-// TestCommandInjectionJudgesTheServer relays a trusting client to a
-// server that runs commands pipelined after STARTTLS inside TLS
-// (CVE-2011-0411), and to one that does not.
+// TestCommandInjectionJudgesTheServer probes a server that runs commands
+// pipelined after STARTTLS inside TLS (CVE-2011-0411) and one that does
+// not, with a client that trusts strip's certificate (its session is
+// relayed on a clean connection) and one that does not (the server is
+// judged all the same).
 func TestCommandInjectionJudgesTheServer(t *testing.T) {
 	for _, vulnerable := range []bool{true, false} {
-		t.Run(fmt.Sprint("vulnerable=", vulnerable), func(t *testing.T) {
-			t.Parallel()
-			lb := startLab(t, "smtp")
-			if vulnerable {
-				lb = startLabWith(t, "smtp", func(o *starttls.ServerOptions) { o.InsecureKeepPipelined = true })
-			}
-			sim, addr := startStrip(t, lb, "smtp", CommandInjection, func(c *Config) { c.Certificate = &lb.attacker })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, _, err := smtp.Upgrade(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModeRequired, ServerName: "attacker.invalid", TLSConfig: lb.clientTLS})
-			if err == nil {
-				s.Close()
-			}
-			e := waitEntries(t, sim, 1)[0]
-			want := Safe
-			if vulnerable {
-				want = Vulnerable
-			}
-			if e.Verdict != want || e.ActedOnInjection != vulnerable || e.Subject != "server" {
-				t.Fatalf("verdict %s acted %v subject %s, want %s; %q\n%s", e.Verdict, e.ActedOnInjection, e.Subject, want, e.Findings, strings.Join(e.Evidence, "\n"))
-			}
-			if !vulnerable && err != nil {
-				// Against a safe server the relay must carry the client's
-				// session on... unless the server closed on the probe, which
-				// ours does.
-				t.Logf("client error against a safe server (it closed on the pipelined command): %v", err)
-			}
-		})
+		for _, trusting := range []bool{true, false} {
+			t.Run(fmt.Sprintf("vulnerable=%v/trusting=%v", vulnerable, trusting), func(t *testing.T) {
+				t.Parallel()
+				lb := startLab(t, "smtp")
+				if vulnerable {
+					lb = startLabWith(t, "smtp", func(o *starttls.ServerOptions) { o.InsecureKeepPipelined = true })
+				}
+				sim, addr := startStrip(t, lb, "smtp", CommandInjection, func(c *Config) {
+					if trusting {
+						c.Certificate = &lb.attacker
+					}
+				})
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, _, err := smtp.Upgrade(ctx, conn, &starttls.ClientOptions{Mode: starttls.ModeRequired, ServerName: "attacker.invalid", TLSConfig: lb.clientTLS})
+				if err == nil {
+					err = s.SendMail(ctx, "a@example.org", []string{"b@example.org"}, []byte("Subject: t\r\n\r\nhi\r\n"))
+					s.Close()
+				}
+				if trusting != (err == nil) {
+					t.Errorf("client session through strip: %v", err)
+				}
+				e := waitEntries(t, sim, 1)[0]
+				want := Safe
+				if vulnerable {
+					want = Vulnerable
+				}
+				if e.Verdict != want || e.ActedOnInjection != vulnerable || e.Subject != "server" {
+					t.Fatalf("verdict %s acted %v subject %s, want %s; %q\n%s", e.Verdict, e.ActedOnInjection, e.Subject, want, e.Findings, strings.Join(e.Evidence, "\n"))
+				}
+			})
+		}
 	}
 }
 
