@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -99,11 +98,6 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 		}
 	}
 	return st
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // watchAlone reads what the client sends inside TLS for the wait, with
