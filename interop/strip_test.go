@@ -107,6 +107,15 @@ type stripSuite struct {
 	bin     string
 	dir     string // $INTEROP_STRIP_DIR
 	scripts string // scripts/interop/strip
+	// trust is what every client trusts: the lab's CA (the upstream) and
+	// the interop CA, which signed attackCert.
+	trust string
+	// attackCert, attackKey: the certificate strip presents for
+	// response-injection and downgrade, one the clients trust (names
+	// 127.0.0.1 and localhost). With strip's default self-signed one a
+	// verifying client stops at the certificate and the attack itself is
+	// never exercised; untrusted-cert is where certificates are tested.
+	attackCert, attackKey string
 
 	mu      sync.Mutex
 	results map[string]map[string]stripCell // row → attack → cell
@@ -134,28 +143,20 @@ type stripEntry struct {
 	Note               string          `json:"note"`
 }
 
-// evidenceLine is the findings, credentials and evidence as one line for
-// the table.
+// evidenceLine is strip's findings (they name the credentials, masked, and
+// what the client sent), or its transcript when it has none, as one line
+// for the table.
 func (en *stripEntry) evidenceLine() string {
 	var s string
 	var lines []string
 	switch {
+	case len(en.Findings) > 0:
+		s = strings.Join(en.Findings, "; ")
 	case json.Unmarshal(en.Evidence, &lines) == nil:
 		s = strings.Join(lines, " | ")
 	case json.Unmarshal(en.Evidence, &s) == nil:
 	default:
-		var b bytes.Buffer
-		if json.Compact(&b, en.Evidence) == nil {
-			s = b.String()
-		} else {
-			s = string(en.Evidence)
-		}
-	}
-	if c := string(en.CredentialsSeen); c != "" && c != "null" && c != "[]" {
-		s = "credentials " + c + "; " + s
-	}
-	if len(en.Findings) > 0 {
-		s = strings.Join(en.Findings, "; ") + " — " + s
+		s = string(en.Evidence)
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 400 {
@@ -375,7 +376,7 @@ const stripClientTimeout = 45 * time.Second
 func curlRun(mode string) func(*testing.T, *stripSuite, string, string, string) result {
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
 		bin := needTool(t, "curl")
-		args := []string{"-sS", "--max-time", "15", "--cacert", s.lab.CA, "--user", s.lab.User + ":" + s.lab.Password, mode}
+		args := []string{"-sS", "--max-time", "15", "--cacert", s.trust, "--user", s.lab.User + ":" + s.lab.Password, mode}
 		switch cellProto(dir) {
 		case "smtp":
 			msg := filepath.Join(dir, "message.txt")
@@ -398,7 +399,7 @@ func pythonRun(mode string) func(*testing.T, *stripSuite, string, string, string
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
 		needTool(t, s.e.Python)
 		return run(t, stripClientTimeout, "", s.e.Python, filepath.Join(s.scripts, "pymail.py"), cellProto(dir), host, port,
-			"--ca", s.lab.CA, "--tls", mode, "--user", s.lab.User, "--password", s.lab.Password,
+			"--ca", s.trust, "--tls", mode, "--user", s.lab.User, "--password", s.lab.Password,
 			"--rcpt", s.lab.User+"@starttls.test")
 	}
 }
@@ -414,7 +415,7 @@ func connectRun(mode string) func(*testing.T, *stripSuite, string, string, strin
 			"imap": "a1 LIST \"\" INBOX\r\na2 LOGOUT\r\n",
 			"pop3": "USER " + s.lab.User + "\r\nQUIT\r\n",
 		}[cellProto(dir)]
-		return run(t, stripClientTimeout, stdin, s.bin, "connect", "--mode", mode, "--ca", s.lab.CA,
+		return run(t, stripClientTimeout, stdin, s.bin, "connect", "--mode", mode, "--ca", s.trust,
 			"--timeout", "15s", "--linger", "2s", cellProto(dir)+"://"+host+":"+port)
 	}
 }
@@ -430,7 +431,7 @@ func swaksRun(opts ...string) func(*testing.T, *stripSuite, string, string, stri
 		args := []string{"--server", host + ":" + port, "--to", s.lab.User + "@starttls.test",
 			"--from", s.lab.User + "@starttls.test", "--helo", "client.interop.test",
 			"--auth-optional", "PLAIN", "--auth-user", s.lab.User, "--auth-password", s.lab.Password,
-			"--timeout", "15", "--tls-ca-path", s.lab.CA}
+			"--timeout", "15", "--tls-ca-path", s.trust}
 		return run(t, stripClientTimeout, "", bin, append(args, opts...)...)
 	}
 }
@@ -438,9 +439,13 @@ func swaksRun(opts ...string) func(*testing.T, *stripSuite, string, string, stri
 func sClientRun(opts ...string) func(*testing.T, *stripSuite, string, string, string) result {
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
 		bin := needTool(t, "openssl")
-		args := []string{"s_client", "-connect", host + ":" + port, "-starttls", "smtp", "-CAfile", s.lab.CA,
+		args := []string{"s_client", "-connect", host + ":" + port, "-starttls", "smtp", "-CAfile", s.trust,
 			"-verify_ip", host, "-ign_eof"}
-		return run(t, stripClientTimeout, "EHLO client.interop.test\r\nQUIT\r\n", bin, append(args, opts...)...)
+		// s_client writes stdin as it comes, without waiting for answers:
+		// QUIT comes 3s after EHLO, so that it is not taken for a command
+		// sent early on a forged answer (strip watches for 1s).
+		script := `(printf 'EHLO client.interop.test\r\n'; sleep 3; printf 'QUIT\r\n') | exec "$0" "$@"`
+		return run(t, stripClientTimeout, "", "sh", append([]string{"-c", script, bin}, append(args, opts...)...)...)
 	}
 }
 
@@ -453,7 +458,7 @@ func msmtpRun(tls, auth string) func(*testing.T, *stripSuite, string, string, st
 		bin := needTool(t, "msmtp")
 		rc := s.fill(t, "msmtprc.in", filepath.Join(dir, "msmtprc"), 0o600, map[string]string{
 			"DIR": dir, "HOST": host, "PORT": port, "USER": s.lab.User, "PASSWORD": s.lab.Password,
-			"CA": s.lab.CA, "TLS": tls, "AUTH": auth,
+			"CA": s.trust, "TLS": tls, "AUTH": auth,
 		})
 		msg := fmt.Sprintf("From: <%s@starttls.test>\r\nTo: <%s@starttls.test>\r\nSubject: strip interop\r\n\r\nSent by msmtp through starttls strip.\r\n", s.lab.User, s.lab.User)
 		return run(t, stripClientTimeout, msg, bin, "-C", rc, s.lab.User+"@starttls.test")
@@ -467,7 +472,7 @@ func fetchmailRun(options string) func(*testing.T, *stripSuite, string, string, 
 		bin := needTool(t, "fetchmail")
 		rc := s.fill(t, "fetchmailrc.in", filepath.Join(dir, "fetchmailrc"), 0o600, map[string]string{
 			"HOST": host, "PORT": port, "PROTO": strings.ToUpper(cellProto(dir)), "USER": s.lab.User,
-			"PASSWORD": s.lab.Password, "CA": s.lab.CA, "OPTIONS": options,
+			"PASSWORD": s.lab.Password, "CA": s.trust, "OPTIONS": options,
 		})
 		// --check: log in and count the messages, fetch nothing. Exit 0:
 		// there is mail (the lab's mailbox always has some). One at a
@@ -486,7 +491,7 @@ func muttRun(starttlsOpt, force string) func(*testing.T, *stripSuite, string, st
 		bin := needTool(t, "mutt")
 		rc := s.fill(t, "muttrc.in", filepath.Join(dir, "muttrc"), 0o600, map[string]string{
 			"DIR": dir, "HOST": host, "PORT": port, "USER": s.lab.User, "PASSWORD": s.lab.Password,
-			"CA": s.lab.CA, "STARTTLS": starttlsOpt, "FORCE_TLS": force,
+			"CA": s.trust, "STARTTLS": starttlsOpt, "FORCE_TLS": force,
 		})
 		// Batch mode: stdin is not a terminal, the body comes from it and
 		// mutt sends through smtp_url without its screen.
@@ -515,8 +520,8 @@ func cellProto(dir string) string {
 // (cellProto reads it back).
 func (s *stripSuite) cellDir(t *testing.T, c stripClient, what string) string {
 	t.Helper()
-	clean := strings.NewReplacer("(", "_", ")", "", " ", "", ",", "_", ":", "", "=", "-", "'", "").Replace(c.name)
-	d := filepath.Join(s.dir, "cells", clean+"."+what+"."+c.proto)
+	clean := strings.NewReplacer("(", "_", ")", "", " ", "", ",", "_", ":", "", "=", "-", "'", "", "/", "_")
+	d := filepath.Join(s.dir, "cells", clean.Replace(c.name)+"."+clean.Replace(what)+"."+c.proto)
 	if err := os.RemoveAll(d); err != nil {
 		t.Fatal(err)
 	}
@@ -537,6 +542,9 @@ func (s *stripSuite) runStrip(t *testing.T, c stripClient, attack string) (*stri
 	reportFile := filepath.Join(dir, "report.json")
 	args := []string{"strip", "--listen", "127.0.0.1:" + port, "--upstream", upHost + ":" + upPort,
 		"--protocol", c.proto, "--attack", attack, "--upstream-ca", s.lab.CA, "--once", "--report", reportFile}
+	if attack == "response-injection" || attack == "downgrade" {
+		args = append(args, "--cert", s.attackCert, "--key", s.attackKey)
+	}
 	cmd := exec.Command(s.bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -635,6 +643,20 @@ func TestStrip(t *testing.T) {
 	s := &stripSuite{e: e, bin: e.needBinary(t), dir: needEnv(t, "INTEROP_STRIP_DIR"),
 		scripts: filepath.Join(e.ScriptsDir, "strip"), results: map[string]map[string]stripCell{}}
 	s.lab = startLab(t)
+	s.attackCert = filepath.Join(e.Work, "pki", "server.pem")
+	s.attackKey = filepath.Join(e.Work, "pki", "server.key")
+	s.trust = filepath.Join(s.dir, "trust.pem")
+	var bundle []byte
+	for _, f := range []string{s.lab.CA, e.CA} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(append(bundle, b...), '\n')
+	}
+	if err := os.WriteFile(s.trust, bundle, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	clients := stripClients()
 	// Runs after every parallel subtest: the table.
 	t.Cleanup(func() { s.writeTable(t, clients) })
