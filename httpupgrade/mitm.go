@@ -14,10 +14,12 @@ import (
 // o.OnCredentials and then refused).
 func MITMServer(o starttls.ServerOptions) *Server { return &Server{ServerOptions: o} }
 
-// MITMCommand names the method of a request line ("" for header and body
-// lines) and reports whether the line only asks for the upgrade: the
-// OPTIONS request of RFC 2817 §3.2, its header lines and the empty line.
-// Any other request is a client going on in plaintext.
+// MITMCommand names the method of a request line, or the field of a
+// header line, and reports whether the line only asks for the upgrade:
+// the OPTIONS request of RFC 2817 §3.2 and its ordinary header fields.
+// Any other request, and credentials or cookies sent in plaintext, are a
+// client going on in plaintext. Lines it cannot place (header fields it
+// does not know, bodies) come back unnamed so that they are not shown.
 func MITMCommand(line string) (verb string, idle bool) {
 	method, rest, _ := strings.Cut(line, " ")
 	if strings.HasSuffix(rest, " HTTP/1.1") || strings.HasSuffix(rest, " HTTP/1.0") {
@@ -30,7 +32,16 @@ func MITMCommand(line string) (verb string, idle bool) {
 		}
 		return "", false
 	}
-	// A header line, the empty line, or a body line: shown by name only.
+	name, _, ok := strings.Cut(line, ":")
+	if !ok {
+		return "", true
+	}
+	switch strings.ToLower(name) {
+	case "authorization", "proxy-authorization", "cookie":
+		return name, false
+	case "host", "upgrade", "connection", "user-agent", "accept", "accept-encoding", "content-length", "content-type", "te":
+		return name, true
+	}
 	return "", true
 }
 

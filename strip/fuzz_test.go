@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/starttls/starttls/dial"
 	"github.com/starttls/starttls/smtp"
 )
 
@@ -51,4 +52,37 @@ func FuzzRecorderMasks(f *testing.F) {
 		}
 		_ = ev
 	})
+}
+
+// TestShowWithholds: what a report shows of client lines, per protocol.
+func TestShowWithholds(t *testing.T) {
+	for _, tc := range []struct {
+		protocol, line, want string
+	}{
+		{"smtp", "EHLO client.example", "EHLO client.example"},
+		{"smtp", "AUTH PLAIN AGJvYgBodW50ZXIy", "AUTH … (27 bytes withheld)"},
+		{"smtp", "Ym9i", "(4 bytes withheld)"},
+		{"imap", "a1 LOGIN bob hunter2", "LOGIN … (20 bytes withheld)"},
+		{"imap", "a0 CAPABILITY", "a0 CAPABILITY"},
+		{"pop3", "PASS hunter2", "PASS … (12 bytes withheld)"},
+		{"http", "OPTIONS * HTTP/1.1", "OPTIONS * HTTP/1.1"},
+		{"http", "Upgrade: TLS/1.0", "Upgrade: TLS/1.0"},
+		{"http", "Authorization: Basic Ym9iOmh1bnRlcjI=", "Authorization … (37 bytes withheld)"},
+		{"http", "X-Secret-Token: abc", "(19 bytes withheld)"},
+		{"ftp", "USER bob", "USER … (8 bytes withheld)"},
+	} {
+		m, err := dial.MITMFor(tc.protocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRecorder(nil, m.Command)
+		if got := r.show(tc.line, nil); got != tc.want {
+			t.Errorf("%s %q shown as %q, want %q", tc.protocol, tc.line, got, tc.want)
+		}
+	}
+	// An idle line that holds a known secret is withheld too.
+	r := newRecorder(nil, smtp.MITMCommand)
+	if got := r.show("EHLO hunter2", []string{"hunter2"}); got != "EHLO … (12 bytes withheld)" {
+		t.Errorf("got %q", got)
+	}
 }

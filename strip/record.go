@@ -185,10 +185,11 @@ func (r *recorder) evidence(secrets []string) []string {
 	return out
 }
 
-// show returns what a report may show of a client line.
+// show returns what a report may show of a client line: the whole of an
+// idle command, the name of any other.
 func (r *recorder) show(line string, secrets []string) string {
 	verb, idle := r.command(line)
-	if idle && !containsSecret(line, secrets) {
+	if idle && verb != "" && !containsSecret(line, secrets) {
 		return line
 	}
 	if verb == "" {
