@@ -357,6 +357,8 @@ func (c *session) tlsAttack(ctx context.Context, o starttls.ServerOptions, certA
 			if c.step.Attack != UntrustedCert && c.step.Attack != CommandInjection && strings.Contains(err.Error(), "certificate") {
 				c.e.Note = "not exercised: the client refused strip's certificate before the attack could show; give --cert/--key with a certificate the client trusts"
 			}
+		} else if c.step.Attack == ResponseInjection {
+			c.finding("the client did not start TLS after the go-ahead with forged replies: it noticed them (%s)", short(err))
 		} else {
 			c.finding("the client did not start TLS (%s)", short(err))
 		}

@@ -488,3 +488,103 @@ func TestPlainClientsLeakCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseInjectionPerProtocol runs, per line protocol, a client with
+// the classic bug (it keeps reading replies from the buffer it filled
+// before TLS) and the same client without it. The forged reply must be
+// taken by the first and the verdicts must differ.
+func TestResponseInjectionPerProtocol(t *testing.T) {
+	type script struct {
+		upgrade   []string // plaintext: send each, read its answer until done(line)
+		done      func(cmd, line string) bool
+		first     string // first command inside TLS ("" when the server speaks first)
+		firstDone func(line string) bool
+		next      string // sent once the first answer is read
+	}
+	plainDone := func(prefix string) func(string, string) bool {
+		return func(_, line string) bool { return strings.HasPrefix(line, prefix) }
+	}
+	scripts := map[string]script{
+		"imap": {
+			upgrade: []string{"", "A1 CAPABILITY", "A2 STARTTLS"},
+			done: func(cmd, line string) bool {
+				tag, _, _ := strings.Cut(cmd, " ")
+				return cmd == "" || strings.HasPrefix(line, tag+" ")
+			},
+			first: "A3 CAPABILITY", firstDone: func(l string) bool { return strings.HasPrefix(l, "A3 ") },
+			next: "A4 LOGIN bob hunter2-secret",
+		},
+		"pop3": {
+			upgrade: []string{"", "STLS"}, done: plainDone("+OK"),
+			first: "CAPA", firstDone: func(l string) bool { return l == "." },
+			next: "USER bob",
+		},
+		"nntp": {
+			upgrade: []string{"", "STARTTLS"},
+			done:    func(cmd, line string) bool { return cmd == "" || strings.HasPrefix(line, "382") },
+			first:   "CAPABILITIES", firstDone: func(l string) bool { return l == "." },
+			next: "AUTHINFO USER bob",
+		},
+		"sieve": {
+			upgrade: []string{"", "STARTTLS"}, done: plainDone("OK"),
+			firstDone: func(l string) bool { return strings.HasPrefix(l, "OK") },
+			next:      `AUTHENTICATE "PLAIN" "AGJvYgBodW50ZXIy"`,
+		},
+		"ftp": {
+			upgrade: []string{"", "AUTH TLS"}, done: plainDone("2"),
+			first: "PBSZ 0", firstDone: func(l string) bool { return strings.HasPrefix(l, "200") },
+			next: "PROT P",
+		},
+	}
+	for proto, sc := range scripts {
+		for _, buggy := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/buggy=%v", proto, buggy), func(t *testing.T) {
+				t.Parallel()
+				lb := startLab(t, proto)
+				sim, addr := startStrip(t, lb, schemeFor(t, proto), ResponseInjection, nil)
+				r := dialRaw(t, addr)
+				readUntil := func(br *bufio.Reader, done func(string) bool) {
+					for {
+						l, err := br.ReadString('\n')
+						if err != nil {
+							t.Fatalf("reading: %v", err)
+						}
+						if done(strings.TrimRight(l, "\r\n")) {
+							return
+						}
+					}
+				}
+				for _, cmd := range sc.upgrade {
+					if cmd != "" {
+						r.send(cmd)
+					}
+					readUntil(r.br, func(l string) bool { return sc.done(cmd, l) })
+				}
+				tc := tls.Client(r.conn, &tls.Config{InsecureSkipVerify: true})
+				if err := tc.Handshake(); err != nil {
+					t.Fatal(err)
+				}
+				replies := bufio.NewReader(tc)
+				if buggy {
+					replies = r.br // the bug: the plaintext buffer is still read
+				}
+				if sc.first != "" {
+					fmt.Fprintf(tc, "%s\r\n", sc.first)
+				}
+				readUntil(replies, sc.firstDone)
+				fmt.Fprintf(tc, "%s\r\n", sc.next)
+				tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+				bufio.NewReader(tc).ReadString('\n')
+				r.conn.Close()
+				e := waitEntries(t, sim, 1)[0]
+				want := Safe
+				if buggy {
+					want = Vulnerable
+				}
+				if e.Verdict != want || e.ActedOnInjection != buggy {
+					t.Fatalf("verdict %s acted %v, want %s; %q\n%s", e.Verdict, e.ActedOnInjection, want, e.Findings, strings.Join(e.Evidence, "\n"))
+				}
+			})
+		}
+	}
+}
