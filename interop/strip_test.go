@@ -55,15 +55,16 @@ func attackBase(a string) string {
 }
 
 const (
-	safe       = "safe"
-	vulnerable = "vulnerable"
-	observe    = "observe" // undocumented: recorded, not asserted
+	safe          = "safe"
+	vulnerable    = "vulnerable"
+	notApplicable = "not applicable" // implicit TLS: no upgrade to attack
+	observe       = "observe"        // undocumented: recorded, not asserted
 )
 
 // stripClient is one real client in one configuration, for one protocol.
 type stripClient struct {
 	name  string // as in the matrix: "curl(--ssl)"
-	proto string // smtp, imap or pop3: strip's --protocol and the lab endpoint
+	proto string // smtp, imap, pop3 or smtps, imaps, pop3s: strip's --protocol and the lab endpoint
 	tool  string // the program that must be installed
 	// expect is the documented verdict per attack without its variant
 	// (safe, vulnerable or observe); an attack missing from it is not run.
@@ -97,6 +98,16 @@ func expects(vuln []string, obs ...string) map[string]string {
 }
 
 func vuln(attacks ...string) []string { return attacks }
+
+// implicitExpects: with TLS from the first byte there is no upgrade to
+// strip, refuse or inject into; the certificate and the version remain.
+func implicitExpects() map[string]string {
+	m := expects(nil)
+	for _, a := range []string{"strip-capability", "reject-upgrade", "response-injection"} {
+		m[a] = notApplicable
+	}
+	return m
+}
 
 func exitedZero(r result) bool { return r.Code == 0 }
 
@@ -289,6 +300,8 @@ const (
 	docSClientVerify = `openssl-s_client(1) -verify_return_error: "This will typically abort the handshake with a fatal error."` + docOpenSSL3
 	docConnectOpp    = `starttls.ModeOpportunistic: "upgrades when the server offers it and goes on in plaintext otherwise" (smtp.Upgrade: "does not offer STARTTLS, or refuses it ... leaves an unprotected session"); certificates verified in every mode; crypto/tls: TLS 1.2 minimum.`
 	docConnectReq    = `starttls.ModeRequired: "upgrades or fails: a missing, refused or failed upgrade is an error, never a plaintext fallback".`
+	docConnectImpl   = `starttls.ModeImplicit: "speaks TLS from the first byte (RFC 8314)"; certificates verified; TLS 1.2 minimum.`
+	docCurlImplicit  = `curl(1) smtps://, imaps://, pop3s://: TLS from the first byte; -k: "By default, every SSL connection curl makes is verified to be secure".` + docOpenSSL3
 	docMsmtpOn       = `msmtp(1) tls on, tls_starttls on: "start TLS from within the session"; with tls on a server without STARTTLS is an error ("the server does not support TLS via the STARTTLS command"); tls_certcheck: "They are enabled by default".`
 	docMsmtpOff      = `msmtp(1) tls off: "Enable or disable TLS": off never sends STARTTLS, so the session is plaintext whatever the server offers.`
 	docFetchDefault  = `fetchmail(1) --sslcertck (default since 6.4.0): "causes fetchmail to require that SSL/TLS be used and disconnect unless it can successfully negotiate SSL or TLS, or if it cannot successfully verify ... the certificate".` + docOpenSSL3
@@ -320,6 +333,14 @@ func stripClients() []stripClient {
 			stripClient{name: "starttls-connect(required)", proto: proto, tool: "", doc: docConnectReq,
 				expect: expects(nil),
 				run:    connectRun("required"), ok: connectOK},
+		)
+	}
+	for _, proto := range []string{"smtps", "imaps", "pop3s"} {
+		cs = append(cs,
+			stripClient{name: "curl(implicit)", proto: proto, tool: "curl", doc: docCurlImplicit,
+				expect: implicitExpects(), run: curlRun(""), ok: exitedZero},
+			stripClient{name: "starttls-connect(implicit)", proto: proto, tool: "", doc: docConnectImpl,
+				expect: implicitExpects(), run: connectRun("implicit"), ok: connectOK},
 		)
 	}
 	for _, proto := range []string{"imap", "pop3"} {
@@ -376,8 +397,12 @@ const stripClientTimeout = 45 * time.Second
 func curlRun(mode string) func(*testing.T, *stripSuite, string, string, string) result {
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
 		bin := needTool(t, "curl")
-		args := []string{"-sS", "--max-time", "15", "--cacert", s.trust, "--user", s.lab.User + ":" + s.lab.Password, mode}
-		switch cellProto(dir) {
+		args := []string{"-sS", "--max-time", "15", "--cacert", s.trust, "--user", s.lab.User + ":" + s.lab.Password}
+		if mode != "" {
+			args = append(args, mode)
+		}
+		scheme := cellProto(dir)
+		switch strings.TrimSuffix(scheme, "s") {
 		case "smtp":
 			msg := filepath.Join(dir, "message.txt")
 			body := fmt.Sprintf("From: <%s@starttls.test>\r\nTo: <%s@starttls.test>\r\nSubject: strip interop\r\n\r\nSent by curl through starttls strip.\r\n", s.lab.User, s.lab.User)
@@ -385,11 +410,11 @@ func curlRun(mode string) func(*testing.T, *stripSuite, string, string, string) 
 				t.Fatal(err)
 			}
 			args = append(args, "--mail-from", s.lab.User+"@starttls.test", "--mail-rcpt", s.lab.User+"@starttls.test",
-				"-T", msg, "smtp://"+host+":"+port)
+				"-T", msg, scheme+"://"+host+":"+port)
 		case "imap":
-			args = append(args, "imap://"+host+":"+port+"/INBOX", "-X", "EXAMINE INBOX")
+			args = append(args, scheme+"://"+host+":"+port+"/INBOX", "-X", "EXAMINE INBOX")
 		default:
-			args = append(args, "pop3://"+host+":"+port+"/")
+			args = append(args, scheme+"://"+host+":"+port+"/")
 		}
 		return run(t, stripClientTimeout, "", bin, args...)
 	}
@@ -414,7 +439,7 @@ func connectRun(mode string) func(*testing.T, *stripSuite, string, string, strin
 			"smtp": "MAIL FROM:<" + s.lab.User + "@starttls.test>\r\nRSET\r\nQUIT\r\n",
 			"imap": "a1 LIST \"\" INBOX\r\na2 LOGOUT\r\n",
 			"pop3": "USER " + s.lab.User + "\r\nQUIT\r\n",
-		}[cellProto(dir)]
+		}[strings.TrimSuffix(cellProto(dir), "s")]
 		return run(t, stripClientTimeout, stdin, s.bin, "connect", "--mode", mode, "--ca", s.trust,
 			"--timeout", "15s", "--linger", "2s", cellProto(dir)+"://"+host+":"+port)
 	}
@@ -501,15 +526,9 @@ func muttRun(starttlsOpt, force string) func(*testing.T, *stripSuite, string, st
 }
 
 // cellProto: the protocol a cell's directory was made for (its name ends
-// with it).
+// with "."+protocol).
 func cellProto(dir string) string {
-	b := filepath.Base(dir)
-	for _, p := range []string{"smtp", "imap", "pop3"} {
-		if strings.HasSuffix(b, p) {
-			return p
-		}
-	}
-	return "smtp"
+	return filepath.Ext(dir)[1:]
 }
 
 // ---------------------------------------------------------------------------
@@ -620,8 +639,8 @@ func (s *stripSuite) runStrip(t *testing.T, c stripClient, attack string) (*stri
 	if got := strings.TrimSuffix(en.Attack+"/"+en.Variant, "/"); got != attack {
 		t.Errorf("report entry for attack %q, want %q", got, attack)
 	}
-	if en.Verdict != safe && en.Verdict != vulnerable {
-		t.Fatalf("verdict %q, want safe or vulnerable:\n%s", en.Verdict, clip(string(b)))
+	if en.Verdict != safe && en.Verdict != vulnerable && en.Verdict != notApplicable {
+		t.Fatalf("verdict %q, want safe, vulnerable or not applicable:\n%s", en.Verdict, clip(string(b)))
 	}
 	return en, r
 }
@@ -740,6 +759,9 @@ func (s *stripSuite) writeTable(t *testing.T, clients []stripClient) {
 		}
 		seen[row] = true
 		cells := s.results[row]
+		if len(cells) == 0 { // not run (go test -run)
+			continue
+		}
 		md.WriteString("| " + row + " |")
 		fmt.Fprintf(&txt, "%-58s", row)
 		for _, a := range stripAttacks {
@@ -756,7 +778,7 @@ func (s *stripSuite) writeTable(t *testing.T, clients []stripClient) {
 				v = cell.got
 			}
 			md.WriteString(" " + v + " |")
-			short := map[string]string{"": "—", safe: "safe", vulnerable: "VULN"}[cell.got]
+			short := map[string]string{"": "—", safe: "safe", vulnerable: "VULN", notApplicable: "n/a"}[cell.got]
 			switch {
 			case ok && cell.want == observe:
 				short += " (obs)"
