@@ -50,8 +50,9 @@ type MITM struct {
 	// client's upgrade command (response injection). With it, the first
 	// command a client sends inside TLS is answered by the protocol's
 	// server only after a delay: a client that sends a second command in
-	// the meantime acted on the forged answer. nil: ForgedNA says why the
-	// attack does not apply.
+	// the meantime acted on the forged answer. Commands are lines, or, for
+	// a protocol without Command, the client's writes (TLS records). nil:
+	// ForgedNA says why the attack does not apply.
 	Forged   func(command string) []byte
 	ForgedNA string
 	// ServerFirst is true when the server speaks first once TLS is up
@@ -107,8 +108,8 @@ var mitms = map[string]MITM{
 		ForgedNA: ldap.MITMForgedNA, Credentials: true,
 	},
 	"postgres": {
-		Server:   func(o starttls.ServerOptions) MITMServer { return postgres.MITMServer(o) },
-		ForgedNA: postgres.MITMForgedNA, Credentials: true,
+		Server: func(o starttls.ServerOptions) MITMServer { return postgres.MITMServer(o) },
+		Forged: postgres.MITMForged, Credentials: true,
 	},
 	"mysql": {
 		Server:   func(o starttls.ServerOptions) MITMServer { return mysql.MITMServer(o) },

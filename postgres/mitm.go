@@ -10,5 +10,9 @@ import "github.com/starttls/starttls"
 // then refused).
 func MITMServer(o starttls.ServerOptions) *Server { return &Server{ServerOptions: o} }
 
-// MITMForgedNA says why response injection does not apply to PostgreSQL.
-const MITMForgedNA = "PostgreSQL messages are binary and the simulator counts lines: the buffered-'S' bug (CVE-2021-23222) needs a message-aware check, not done here"
+// MITMForged is the message injected after the 'S' that accepts the
+// SSLRequest: AuthenticationCleartextPassword, the answer a client waits
+// for after its StartupMessage. A client with the buffered-'S' bug
+// (CVE-2021-23222) takes it for the server's and sends its password
+// before the real answer comes.
+func MITMForged(string) []byte { return []byte{'R', 0, 0, 0, 8, 0, 0, 0, 3} }

@@ -15,8 +15,10 @@ import (
 // relayMode says what the relay watches.
 type relayMode struct {
 	// watch holds the first answer to the client back for the wait and
-	// counts the command lines the client sends meanwhile.
+	// counts the command lines the client sends meanwhile (its writes for
+	// a protocol that is not line-based).
 	watch bool
+	writes bool
 	// probe (command-injection) probes the upstream for CVE-2011-0411 on
 	// a connection of its own.
 	probe bool
@@ -47,7 +49,7 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 		if err != nil {
 			st.upstreamErr = err
 			c.rec.note("upstream unavailable: %v", err)
-			watchAlone(ctx, client, wait, st)
+			watchAlone(ctx, client, wait, mode.writes, st)
 			return st
 		}
 		c.rec.note("relaying to %s inside TLS", c.s.cfg.Upstream)
@@ -57,7 +59,7 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 	up, err := dial.Upgrader(c.s.scheme.Protocol)
 	if err != nil {
 		st.upstreamErr = err
-		watchAlone(ctx, client, wait, st)
+		watchAlone(ctx, client, wait, mode.writes, st)
 		return st
 	}
 	var d net.Dialer
@@ -65,7 +67,7 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 	if err != nil {
 		st.upstreamErr = err
 		c.rec.note("upstream unavailable: %v", err)
-		watchAlone(ctx, client, wait, st)
+		watchAlone(ctx, client, wait, mode.writes, st)
 		return st
 	}
 	tr := &starttls.Transcript{}
@@ -94,7 +96,7 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 		st.upstreamErr = err
 		c.rec.note("upstream dialog failed: %v", err)
 		if st.clientBytes == 0 {
-			watchAlone(ctx, client, wait, st)
+			watchAlone(ctx, client, wait, mode.writes, st)
 		}
 	}
 	return st
@@ -102,7 +104,7 @@ func (c *session) relayUpstream(ctx context.Context, client *tls.Conn, mode rela
 
 // watchAlone reads what the client sends inside TLS for the wait, with
 // no upstream to answer: application data and command lines.
-func watchAlone(ctx context.Context, client net.Conn, wait time.Duration, st *relayStats) {
+func watchAlone(ctx context.Context, client net.Conn, wait time.Duration, writes bool, st *relayStats) {
 	stop := context.AfterFunc(ctx, func() { client.Close() })
 	defer stop()
 	client.SetReadDeadline(time.Now().Add(wait))
@@ -111,7 +113,7 @@ func watchAlone(ctx context.Context, client net.Conn, wait time.Duration, st *re
 		n, err := client.Read(buf)
 		st.mu.Lock()
 		st.clientBytes += int64(n)
-		st.early += bytes.Count(buf[:n], []byte("\n"))
+		st.early += commands(buf[:n], writes)
 		st.mu.Unlock()
 		if err != nil {
 			return
@@ -138,7 +140,7 @@ func relay(ctx context.Context, client, up net.Conn, mode relayMode, wait time.D
 				st.mu.Lock()
 				st.clientBytes += int64(n)
 				if !st.released {
-					st.early += bytes.Count(buf[:n], []byte("\n"))
+					st.early += commands(buf[:n], mode.writes)
 				}
 				st.mu.Unlock()
 				if _, werr := up.Write(buf[:n]); werr != nil {
@@ -186,4 +188,16 @@ func relay(ctx context.Context, client, up net.Conn, mode relayMode, wait time.D
 	client.Close()
 	up.Close()
 	<-done
+}
+
+// commands counts the commands in one read from the client: its lines, or
+// one for the whole read (a TLS record) when writes is set.
+func commands(b []byte, writes bool) int {
+	if writes {
+		if len(b) > 0 {
+			return 1
+		}
+		return 0
+	}
+	return bytes.Count(b, []byte("\n"))
 }

@@ -366,7 +366,7 @@ func (c *session) tlsAttack(ctx context.Context, o starttls.ServerOptions, certA
 	}
 	cs := tconn.ConnectionState()
 	c.rec.note("TLS session with the client: %s, %s, %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), certAbout)
-	st := c.relayUpstream(ctx, tconn, relayMode{watch: mode.watch})
+	st := c.relayUpstream(ctx, tconn, relayMode{watch: mode.watch, writes: c.s.mitm.Command == nil})
 	c.judgeTLS(cs, certAbout, st)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -586,5 +587,52 @@ func TestResponseInjectionPerProtocol(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPostgresBufferedS_CVE_2021_23222: a client that reads the server's
+// answer from what it buffered with the 'S' takes the forged
+// AuthenticationCleartextPassword and sends its password early; one that
+// does not waits for the real answer.
+func TestPostgresBufferedS_CVE_2021_23222(t *testing.T) {
+	for _, buggy := range []bool{true, false} {
+		t.Run(fmt.Sprint("buggy=", buggy), func(t *testing.T) {
+			t.Parallel()
+			lb := startLab(t, "postgres")
+			sim, addr := startStrip(t, lb, "postgres", ResponseInjection, nil)
+			r := dialRaw(t, addr)
+			r.conn.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}) // SSLRequest
+			if b, err := r.br.ReadByte(); err != nil || b != 'S' {
+				t.Fatalf("answer %q %v", b, err)
+			}
+			tc := tls.Client(r.conn, &tls.Config{InsecureSkipVerify: true})
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			startup := []byte{0, 0, 0, 0, 0, 3, 0, 0}
+			startup = append(startup, "user\x00bob\x00database\x00bob\x00\x00"...)
+			startup[3] = byte(len(startup))
+			tc.Write(startup)
+			replies := bufio.NewReader(tc)
+			if buggy {
+				replies = r.br
+			}
+			var hdr [9]byte
+			if _, err := io.ReadFull(replies, hdr[:]); err != nil {
+				t.Fatal(err)
+			}
+			if hdr[0] == 'R' && hdr[8] == 3 {
+				pw := append([]byte{'p', 0, 0, 0, 0}, "hunter2-secret\x00"...)
+				pw[4] = byte(len(pw) - 1)
+				tc.Write(pw)
+			}
+			tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+			replies.ReadByte()
+			r.conn.Close()
+			e := waitEntries(t, sim, 1)[0]
+			if e.ActedOnInjection != buggy {
+				t.Fatalf("acted %v, want %v; %q\n%s", e.ActedOnInjection, buggy, e.Findings, strings.Join(e.Evidence, "\n"))
+			}
+		})
 	}
 }
