@@ -17,7 +17,7 @@ type relayMode struct {
 	// watch holds the first answer to the client back for the wait and
 	// counts the command lines the client sends meanwhile (its writes for
 	// a protocol that is not line-based).
-	watch bool
+	watch  bool
 	writes bool
 	// probe (command-injection) probes the upstream for CVE-2011-0411 on
 	// a connection of its own.
