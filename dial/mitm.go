@@ -103,6 +103,10 @@ var mitms = map[string]MITM{
 		Server:   func(o starttls.ServerOptions) MITMServer { return xmpp.MITMServer(o) },
 		ForgedNA: xmpp.MITMForgedNA, Credentials: true,
 	},
+	"xmpp-server": {
+		Server:   func(o starttls.ServerOptions) MITMServer { return xmpp.MITMServerS2S(o) },
+		ForgedNA: xmpp.MITMForgedNA,
+	},
 	"ldap": {
 		Server:   func(o starttls.ServerOptions) MITMServer { return ldap.MITMServer(o) },
 		ForgedNA: ldap.MITMForgedNA, Credentials: true,

@@ -14,5 +14,11 @@ import "github.com/starttls/starttls"
 // of the stream.
 func MITMServer(o starttls.ServerOptions) *Server { return &Server{ServerOptions: o} }
 
+// MITMServerS2S is MITMServer for server-to-server streams (RFC 6120
+// with jabber:server); it has no password login to report.
+func MITMServerS2S(o starttls.ServerOptions) *Server {
+	return &Server{ServerOptions: o, ServerToServer: true}
+}
+
 // MITMForgedNA says why response injection does not apply to XMPP.
 const MITMForgedNA = "XMPP is a stream of XML elements, not lines: the simulator cannot count a client's commands before the held-back answer"
