@@ -236,6 +236,9 @@ func (c *session) notApplicable() string {
 			return fmt.Sprintf("%s speaks TLS from the first byte: there is no upgrade to strip, refuse or inject into", sc.Name)
 		}
 	}
+	if (c.step.Attack == StripCapability || c.step.Attack == RejectUpgrade) && c.s.mitm.Command == nil && !c.s.mitm.Credentials {
+		return fmt.Sprintf("%s has neither command lines to read nor a password login to report: strip cannot tell whether the peer goes on in plaintext", sc.Protocol)
+	}
 	if c.step.Attack == ResponseInjection && c.s.mitm.Forged == nil {
 		return c.s.mitm.ForgedNA
 	}
