@@ -158,12 +158,13 @@ func (s *Simulator) Serve(ctx context.Context, l net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of descriptors and the like: wait and go on.
+			s.cfg.Logger.Debug("strip: accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		wg.Go(func() { s.ServeConn(ctx, conn) })
 	}
