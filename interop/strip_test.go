@@ -336,6 +336,16 @@ func stripClients() []stripClient {
 				run:    connectRun("required"), ok: connectOK},
 		)
 	}
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		cs = append(cs,
+			stripClient{name: "openssl-s_client(-starttls)", proto: proto, tool: "openssl", doc: docSClient,
+				expect: expects(vuln("untrusted-cert"), "response-injection"),
+				run:    sClientRun(), ok: sClientOK},
+			stripClient{name: "openssl-s_client(-starttls -verify_return_error)", proto: proto, tool: "openssl", doc: docSClientVerify,
+				expect: expects(nil, "response-injection"),
+				run:    sClientRun("-verify_return_error"), ok: sClientOK},
+		)
+	}
 	for _, proto := range []string{"smtps", "imaps", "pop3s"} {
 		cs = append(cs,
 			stripClient{name: "curl(implicit)", proto: proto, tool: "curl", doc: docCurlImplicit,
@@ -367,12 +377,6 @@ func stripClients() []stripClient {
 		stripClient{name: "swaks(--tls --tls-verify)", proto: "smtp", tool: "swaks", doc: docSwaksVerify,
 			expect: expects(nil, "response-injection"),
 			run:    swaksRun("--tls", "--tls-verify"), ok: exitedZero},
-		stripClient{name: "openssl-s_client(-starttls)", proto: "smtp", tool: "openssl", doc: docSClient,
-			expect: expects(vuln("untrusted-cert"), "response-injection"),
-			run:    sClientRun(), ok: sClientOK},
-		stripClient{name: "openssl-s_client(-starttls -verify_return_error)", proto: "smtp", tool: "openssl", doc: docSClientVerify,
-			expect: expects(nil, "response-injection"),
-			run:    sClientRun("-verify_return_error"), ok: sClientOK},
 		stripClient{name: "msmtp(tls on, tls_starttls on)", proto: "smtp", tool: "msmtp", doc: docMsmtpOn,
 			expect: expects(nil, "response-injection", "downgrade"),
 			run:    msmtpRun("on", "plain"), ok: exitedZero},
@@ -465,18 +469,33 @@ func swaksRun(opts ...string) func(*testing.T, *stripSuite, string, string, stri
 func sClientRun(opts ...string) func(*testing.T, *stripSuite, string, string, string) result {
 	return func(t *testing.T, s *stripSuite, dir, host, port string) result {
 		bin := needTool(t, "openssl")
-		args := []string{"s_client", "-connect", host + ":" + port, "-starttls", "smtp", "-CAfile", s.trust,
+		proto := cellProto(dir)
+		args := []string{"s_client", "-connect", host + ":" + port, "-starttls", proto, "-CAfile", s.trust,
 			"-verify_ip", host, "-ign_eof"}
 		// s_client writes stdin as it comes, without waiting for answers:
-		// QUIT comes 3s after EHLO, so that it is not taken for a command
-		// sent early on a forged answer (strip watches for 1s).
-		script := `(printf 'EHLO client.interop.test\r\n'; sleep 3; printf 'QUIT\r\n') | exec "$0" "$@"`
-		return run(t, stripClientTimeout, "", "sh", append([]string{"-c", script, bin}, append(args, opts...)...)...)
+		// the last command comes 3s after the first, so that it is not
+		// taken for a command sent early on a forged answer (strip
+		// watches for 1s).
+		cmds := map[string][2]string{
+			"smtp": {"EHLO client.interop.test", "QUIT"},
+			"imap": {"a1 CAPABILITY", "a2 LOGOUT"},
+			"pop3": {"CAPA", "QUIT"},
+		}[proto]
+		script := `(printf '%s\r\n' "$1"; sleep 3; printf '%s\r\n' "$2") | (shift 2; exec "$0" "$@")`
+		args = append([]string{"-c", script, bin, cmds[0], cmds[1]}, append(args, opts...)...)
+		return run(t, stripClientTimeout, "", "sh", args...)
 	}
 }
 
+// sClientOK: a verified session in which the server answered the last
+// command (SMTP 221, IMAP a2 OK, POP3 +OK after the handshake).
 func sClientOK(r result) bool {
-	return r.Code == 0 && strings.Contains(r.Stdout, "Verify return code: 0 (ok)") && strings.Contains(r.Stdout, "221 ")
+	i := strings.Index(r.Stdout, "\nVerify return code: 0 (ok)")
+	if r.Code != 0 || i < 0 {
+		return false
+	}
+	post := r.Stdout[i:]
+	return strings.Contains(post, "\n221 ") || strings.Contains(post, "\na2 OK") || strings.Contains(post, "\n+OK")
 }
 
 func msmtpRun(tls, auth string) func(*testing.T, *stripSuite, string, string, string) result {
