@@ -27,13 +27,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,33 +218,27 @@ func parseStripReport(b []byte) ([]stripEntry, error) {
 	return list, sc.Err()
 }
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+// stripListening finds the address in strip's "listening on ADDR for …"
+// line (stderr; --listen with port 0).
+var stripListening = regexp.MustCompile(`listening on (\S+) `)
+
+// lockedBuffer collects lines written by one goroutine and read by another.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-// listening reports whether a socket listens on 127.0.0.1:port, from
-// /proc/net/tcp: connecting to find out would be strip's one connection.
-func listening(port string) (bool, error) {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return false, err
-	}
-	p, _ := strconv.Atoi(port)
-	want := fmt.Sprintf("0100007F:%04X", p)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 3 && f[1] == want && f[3] == "0A" { // TCP_LISTEN
-			return true, nil
-		}
-	}
-	return false, nil
+func (l *lockedBuffer) WriteLine(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+	l.b.WriteByte('\n')
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var unfilled = regexp.MustCompile(`@[A-Z_]+@`)
@@ -577,23 +570,44 @@ func (s *stripSuite) runStrip(t *testing.T, c stripClient, attack string) (*stri
 	t.Helper()
 	dir := s.cellDir(t, c, attack)
 	upHost, upPort := s.lab.addr(t, c.proto)
-	port := freePort(t)
 	reportFile := filepath.Join(dir, "report.json")
-	args := []string{"strip", "--listen", "127.0.0.1:" + port, "--upstream", upHost + ":" + upPort,
+	// Port 0: strip takes a free port and says which on stderr.
+	args := []string{"strip", "--listen", "127.0.0.1:0", "--upstream", upHost + ":" + upPort,
 		"--protocol", c.proto, "--attack", attack, "--upstream-ca", s.lab.CA, "--once", "--report", reportFile}
 	if attack == "response-injection" || attack == "downgrade" {
 		args = append(args, "--cert", s.attackCert, "--key", s.attackKey)
 	}
 	cmd := exec.Command(s.bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	var out bytes.Buffer
+	var errb lockedBuffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dieWithParent(cmd)
 	t.Logf("$ starttls %s", shellQuote(args))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	addrc := make(chan string, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			errb.WriteLine(sc.Text())
+			if m := stripListening.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr) // a line too long for the scanner
+	}()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { <-readDone; done <- cmd.Wait() }()
 	stopped := false
 	stop := func(why string) {
 		if stopped {
@@ -611,24 +625,15 @@ func (s *stripSuite) runStrip(t *testing.T, c stripClient, attack string) (*stri
 	}
 	defer stop("the test ended")
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, err := listening(port)
-		if err != nil {
-			t.Fatalf("/proc/net/tcp: %v", err)
-		}
-		if ok {
-			break
-		}
-		select {
-		case err := <-done:
-			stopped = true
-			t.Fatalf("strip exited before listening: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("strip not listening on 127.0.0.1:%s after 15s\nstderr:\n%s", port, errb.String())
-		}
+	var port string
+	select {
+	case addr := <-addrc:
+		_, port = hostPort(t, addr)
+	case err := <-done:
+		stopped = true
+		t.Fatalf("strip exited before listening: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("strip did not say where it listens within 15s\nstderr:\n%s", errb.String())
 	}
 
 	r := c.run(t, s, dir, "127.0.0.1", port)
