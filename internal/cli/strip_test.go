@@ -163,7 +163,6 @@ func TestStripBadFlags(t *testing.T) {
 		{"--protocol", "smtp"},
 		{"--upstream", "127.0.0.1:25"},
 		{"--upstream", "127.0.0.1:25", "--protocol", "gopher"},
-		{"--upstream", "127.0.0.1:25", "--protocol", "xmpp-server"},
 		{"--upstream", "nohost", "--protocol", "smtp"},
 		{"--upstream", "127.0.0.1:25", "--protocol", "smtp", "--attack", "nope"},
 		{"--upstream", "127.0.0.1:25", "--protocol", "smtp", "--cert", "x.pem"},
