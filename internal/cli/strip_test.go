@@ -172,7 +172,11 @@ func TestStripBadFlags(t *testing.T) {
 		{"--upstream", "127.0.0.1:25", "--protocol", "smtp", "extra"},
 	} {
 		var stderr bytes.Buffer
-		code := RunContext(context.Background(), append([]string{"strip"}, args...), strings.NewReader(""), io.Discard, &stderr)
+		// A case that wrongly starts strip ends with the context, not the
+		// test's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		code := RunContext(ctx, append([]string{"strip"}, args...), strings.NewReader(""), io.Discard, &stderr)
+		cancel()
 		if code != exitCantRun || stderr.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q", args, code, stderr.String())
 		}
