@@ -79,6 +79,18 @@ type Simulator struct {
 
 	mu      sync.Mutex
 	entries []Entry
+	dropped int
+}
+
+// MaxEntries bounds the entries a Simulator keeps; later connections are
+// still attacked and passed to OnEntry, and counted by Dropped.
+const MaxEntries = 10000
+
+// Dropped returns how many entries were not kept past MaxEntries.
+func (s *Simulator) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
 }
 
 // New checks cfg and prepares the certificates.
@@ -187,6 +199,7 @@ func (s *Simulator) ServeConn(ctx context.Context, conn net.Conn) Entry {
 			if v := recover(); v != nil {
 				s.cfg.Logger.Error("strip: panic", "panic", v)
 				c.rec.note("internal error: %v", v)
+				c.e.Note = fmt.Sprintf("strip failed on this connection (%v): the verdict is incomplete", v)
 			}
 		}()
 		defer conn.Close()
@@ -195,7 +208,11 @@ func (s *Simulator) ServeConn(ctx context.Context, conn net.Conn) Entry {
 	c.finish()
 	c.e.Duration = time.Since(start).Seconds()
 	s.mu.Lock()
-	s.entries = append(s.entries, c.e)
+	if len(s.entries) < MaxEntries {
+		s.entries = append(s.entries, c.e)
+	} else {
+		s.dropped++
+	}
 	s.mu.Unlock()
 	if s.OnEntry != nil {
 		s.OnEntry(c.e)
