@@ -86,3 +86,24 @@ func TestShowWithholds(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// FuzzMITMCommand feeds arbitrary lines to every protocol's command
+// namer: it must not panic, and a name it gives is one word with no
+// control bytes (it is shown in reports where the line is withheld).
+func FuzzMITMCommand(f *testing.F) {
+	for _, s := range []string{"EHLO x", "a1 LOGIN bob pw", "Authorization: Basic x", "@tag :nick CAP REQ :sasl", "", " ", "\x00\xff", "OPTIONS * HTTP/1.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, p := range dial.MITMProtocols() {
+			m, _ := dial.MITMFor(p)
+			if m.Command == nil {
+				continue
+			}
+			verb, _ := m.Command(line)
+			if strings.ContainsAny(verb, " \t\r\n\x00") || len(verb) > len(line) {
+				t.Fatalf("%s: %q named %q", p, line, verb)
+			}
+		}
+	})
+}
