@@ -23,7 +23,7 @@ mailsec_packages=(unbound knot ldnsutils bind9-dnsutils python3 openssl)
 mailsec_ports=("$MAILSEC_RESOLVER_PORT" "$MAILSEC_AUTH_PORT" "$MAILSEC_STS_PORT")
 mailsec_strays=(unbound knotd python3)
 mailsec_sections=(
-	"M. mail domains: MX, MTA-STS, TLS-RPT, DANE -> unbound + Postfix|TestMailsecOracles TestMailsecLibrary TestMailsecCheck TestMailsecDial"
+	"D. mail domains: MX, MTA-STS, TLS-RPT, DANE -> unbound + Postfix|TestMailsecOracles TestMailsecLibrary TestMailsecCheck TestMailsecDial"
 )
 
 # Signed children of sec.test (sec.test.zone.in says what each is for).

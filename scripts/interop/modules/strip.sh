@@ -15,7 +15,7 @@
 MODULES+=(strip)
 strip_packages=(curl openssl python3 swaks libnet-ssleay-perl msmtp fetchmail mutt)
 strip_sections=(
-	"T. starttls strip: real clients -> strip -> lab|TestStrip"
+	"R. starttls strip: real clients -> strip -> lab|TestStrip"
 )
 
 strip_start() {

@@ -13,7 +13,7 @@ TELNETS_PORT=${INTEROP_TELNETS_PORT:-10992}
 telnet_packages=(telnetd-ssl telnet-ssl)
 telnet_ports=("$TELNET_PORT" "$TELNETS_PORT")
 telnet_sections=(
-	"T. Telnet: our library and check -> telnetd-ssl (implicit; no START_TLS option there); telnet-ssl -z ssl -> lab telnets|TestTelnetdSSL TestTelnetSSLClient"
+	"E. Telnet: our library and check -> telnetd-ssl (implicit; no START_TLS option there); telnet-ssl -z ssl -> lab telnets|TestTelnetdSSL TestTelnetSSLClient"
 )
 
 telnet_start() {
