@@ -63,7 +63,7 @@ func relay(client, backend net.Conn, idle time.Duration, st *relayStats) error {
 }
 
 type relayState struct {
-	idle time.Duration
+	idle    time.Duration
 	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
 	aborted atomic.Bool  // one direction failed: the other stops too
 }
