@@ -151,14 +151,14 @@ log "open-files limit $(ulimit -n)"
 # Build, certificate, backend
 # ---------------------------------------------------------------------------
 log "building the load tool (internal/proxyload)"
-go build -o "$WORK/proxyload" ./internal/proxyload || die "go build ./internal/proxyload failed"
-LOAD=$WORK/proxyload
+go build -o "$WORK/bin/proxyload" ./internal/proxyload || die "go build ./internal/proxyload failed"
+LOAD=$WORK/bin/proxyload
 if [ -n "${BENCH_STARTTLS:-}" ]; then
 	STARTTLS=$BENCH_STARTTLS
 else
 	log "building starttls"
-	go build -o "$WORK/starttls" ./cmd/starttls || die "go build ./cmd/starttls failed"
-	STARTTLS=$WORK/starttls
+	go build -o "$WORK/bin/starttls" ./cmd/starttls || die "go build ./cmd/starttls failed"
+	STARTTLS=$WORK/bin/starttls
 fi
 
 PKI=$WORK/pki
@@ -197,12 +197,17 @@ log "backend (proxyload sink) on $BACKEND, pid $SINK_PID"
 # The proxies: each started in the foreground (so its pid is the one to
 # measure), benched, stopped.
 # ---------------------------------------------------------------------------
-version_of() {
+version_of() { # the whole output first: with pipefail, head closing early is a failure
+	local out=''
 	case $1 in
-	starttls) "$STARTTLS" version 2>/dev/null | head -n1 ;;
-	stunnel) "$STUNNEL" -version 2>&1 | grep -m1 '^stunnel' | cut -d' ' -f1-2 ;;
-	haproxy) "$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f1-3 ;;
+	starttls) out=$("$STARTTLS" version 2>&1 || true) ;;
+	stunnel) out=$("$STUNNEL" -version 2>&1 | grep '^stunnel' || true) ;;
+	haproxy) out=$("$HAPROXY" -v 2>&1 || true) ;;
 	esac
+	out=${out%%$'\n'*}
+	[ "$1" != haproxy ] || out=$(cut -d' ' -f1-3 <<<"$out")
+	[ "$1" != stunnel ] || out=$(cut -d' ' -f1-2 <<<"$out")
+	printf '%s\n' "$out"
 }
 
 # start_proxy NAME PORT: starts it on 127.0.0.1:PORT; its pid in PROXY_PID.
@@ -211,8 +216,9 @@ start_proxy() {
 	mkdir -p "$d"
 	case $name in
 	starttls)
+		# Logging at "warn", as for stunnel below.
 		"$STARTTLS" proxy --listen "127.0.0.1:$port" --protocol tcp --implicit --backend "$BACKEND" \
-			--cert "$PKI/server.pem" --key "$PKI/server.key" \
+			--cert "$PKI/server.pem" --key "$PKI/server.key" --log-level warn \
 			</dev/null >"$d/stdout.log" 2>"$d/stderr.log" &
 		;;
 	stunnel)
@@ -311,7 +317,7 @@ stop_pid "$SINK_PID"
 	note "${PROXIES[0]} has no result: the ratios compare another proxy to the rest"
 
 title="starttls proxy vs stunnel vs HAProxy — TLS termination on loopback, $(date -u +%Y-%m-%d)"
-note "same workload for all: $KEYNAME certificate, TLS 1.3 with X25519 only, no session resumption; backend: proxyload sink (plaintext) on loopback; the load tool runs on the same machine ($(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), so absolute numbers include its share of the CPUs"
+note "same workload for all: $KEYNAME certificate, TLS 1.3 with X25519 only, no session resumption; backend: proxyload sink (plaintext) on loopback; the load tool runs on the same machine ($(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), so absolute numbers include its share of the CPUs"
 note "$ROUNDS round(s), median per number; phases of $PHASE each; MB = 10^6 bytes, GB = 10^9 bytes; added latency = the proxy's percentile minus the direct-to-backend percentile of the same run; memory = RSS delta of the proxy's processes / idle connections held; ratios are first-column / other (read with the 'better' column)"
 args=()
 for n in "${NOTES[@]}"; do args+=(--note "$n"); done
