@@ -316,7 +316,7 @@ stop_pid "$SINK_PID"
 [[ ${RESULTS[0]} == "$WORK/${PROXIES[0]}."* ]] ||
 	note "${PROXIES[0]} has no result: the ratios compare another proxy to the rest"
 
-title="starttls proxy vs stunnel vs HAProxy — TLS termination on loopback, $(date -u +%Y-%m-%d)"
+title="TLS termination on loopback: ${PROXIES[*]} ($(date -u +%Y-%m-%d))"
 note "same workload for all: $KEYNAME certificate, TLS 1.3 with X25519 only, no session resumption; backend: proxyload sink (plaintext) on loopback; the load tool runs on the same machine ($(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), so absolute numbers include its share of the CPUs"
 note "$ROUNDS round(s), median per number; phases of $PHASE each; MB = 10^6 bytes, GB = 10^9 bytes; added latency = the proxy's percentile minus the direct-to-backend percentile of the same run; memory = RSS delta of the proxy's processes / idle connections held; ratios are first-column / other (read with the 'better' column)"
 args=()

@@ -12,7 +12,7 @@
 # the client-side tests need (run with --only mail,proxy).
 MODULES+=(proxy)
 PROXY_PORT_BASE=${INTEROP_PROXY_PORT_BASE:-10060}
-proxy_packages=(postfix dovecot-imapd swaks curl python3)
+proxy_packages=(postfix dovecot-imapd swaks libnet-ssleay-perl curl python3)
 proxy_ports=("$PROXY_PORT_BASE" "$((PROXY_PORT_BASE + 1))")
 proxy_strays=(master dovecot)
 proxy_sections=(
