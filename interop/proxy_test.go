@@ -24,12 +24,14 @@ package interop
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,10 +74,19 @@ func (p *proxyEnv) listen(off int) string {
 	return "127.0.0.1:" + strconv.Itoa(p.base+off)
 }
 
+// proxyDrain is the proxies' --shutdown-timeout: on SIGTERM each must be
+// gone within it plus proxyExitSlack.
+const (
+	proxyDrain     = 2 * time.Second
+	proxyExitSlack = 3 * time.Second
+)
+
 // startProxy runs `starttls proxy --listen addr ARGS…` until the test
-// ends, and waits until it accepts connections. Its log goes to
-// logs/NAME.log and into the test's output when the test fails.
-func (p *proxyEnv) startProxy(t *testing.T, name, addr string, args ...string) {
+// ends (or stop is called), and waits until it listens. Its log goes to
+// logs/NAME.log and into the test's output when the test fails. stop sends
+// SIGTERM and returns how long the proxy took to exit; one that outlives
+// its drain by proxyExitSlack is killed and fails the test.
+func (p *proxyEnv) startProxy(t *testing.T, name, addr string, args ...string) (stop func() time.Duration) {
 	t.Helper()
 	bin := p.needBinary(t)
 	logf := filepath.Join(p.logs, name+".log")
@@ -83,7 +94,7 @@ func (p *proxyEnv) startProxy(t *testing.T, name, addr string, args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{"proxy", "--listen", addr, "--shutdown-timeout", "2s", "--log-level", "debug"}, args...)
+	argv := append([]string{"proxy", "--listen", addr, "--shutdown-timeout", proxyDrain.String(), "--log-level", "debug"}, args...)
 	cmd := exec.Command(bin, argv...)
 	cmd.Stdout, cmd.Stderr = f, f
 	dieWithParent(cmd)
@@ -94,15 +105,26 @@ func (p *proxyEnv) startProxy(t *testing.T, name, addr string, args ...string) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); f.Close(); close(exited) }()
+	var once sync.Once
+	var took time.Duration
+	stop = func() time.Duration {
+		once.Do(func() {
+			start := time.Now()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(proxyDrain + proxyExitSlack):
+				t.Errorf("starttls proxy %s (pid %d) still running %v after SIGTERM (drain %v); killing it",
+					name, cmd.Process.Pid, proxyDrain+proxyExitSlack, proxyDrain)
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+			took = time.Since(start)
+		})
+		return took
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("starttls proxy %s (pid %d) ignored SIGTERM for 10s; killing it", name, cmd.Process.Pid)
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf)
 			t.Logf("starttls proxy %s log:\n%s", name, clip(string(b)))
@@ -121,7 +143,7 @@ func (p *proxyEnv) startProxy(t *testing.T, name, addr string, args ...string) {
 		default:
 		}
 		if listening(t, port) {
-			return
+			return stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("starttls proxy %s: nothing listening on %s after 15s", name, addr)
@@ -431,6 +453,32 @@ func TestProxyClientSide(t *testing.T) {
 	})
 	t.Run("nc-style(no_TLS)→proxy(imap,--mode_required,untrusted_CA)→Dovecot(STARTTLS)", func(t *testing.T) {
 		refused(t, "client-imap-bad-cert", "imap", p.IMAP, regexp.MustCompile(`^\* BYE `), "--ca", otherCA)
+	})
+	// A client that hangs up at once: the proxy has dialed Postfix and
+	// upgraded by then; it must end that upstream session too (Postfix
+	// logs the disconnect) and still stop within its drain on SIGTERM.
+	t.Run("nc-style(connect,close)→proxy(smtp,--mode_required)→Postfix(STARTTLS)", func(t *testing.T) {
+		addr := p.listen(9)
+		stop := p.startProxy(t, "client-smtp-abrupt", addr, "--protocol", "smtp", "--upstream", p.PostfixSMTP, "--mode", "required", "--ca", p.CA)
+		plog := tailFrom(t, needEnv(t, "INTEROP_POSTFIX_LOG"))
+		for range 3 {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+		// Postfix's smtpd logs "connect from" and "disconnect from" per session.
+		connects := regexp.MustCompile(`: connect from [^ \n]*\[127\.0\.0\.1\]`)
+		disconnects := regexp.MustCompile(`: disconnect from [^ \n]*\[127\.0\.0\.1\]`)
+		three := regexp.MustCompile(`(?s)(: disconnect from [^ \n]*\[127\.0\.0\.1\].*){3}`)
+		got := plog.since(t, three, 15*time.Second)
+		if n, d := len(connects.FindAllString(got, -1)), len(disconnects.FindAllString(got, -1)); n != 3 || d != 3 {
+			t.Errorf("Postfix saw %d sessions from the proxy and %d ended within 15s, want 3 and 3:\n%s", n, d, got)
+		}
+		if took := stop(); took > proxyDrain+proxyExitSlack {
+			t.Errorf("the proxy took %v to stop after SIGTERM", took)
+		}
 	})
 	t.Run("python-smtplib(no_TLS)→proxy(smtp,--mode_required,untrusted_CA)→Postfix(STARTTLS)", func(t *testing.T) {
 		addr := p.listen(8)

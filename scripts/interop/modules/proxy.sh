@@ -71,9 +71,10 @@ proxy_env() {
 	export INTEROP_PROXY_POSTFIX_LOG=$d/postfix/postfix.log
 	export INTEROP_PROXY_DOVECOT_LOG=$d/dovecot/dovecot.log
 	export INTEROP_PROXY_LOGS=$d/logs
-	# The mail module's Dovecot log: a login through the client side shows
-	# its transport there ("TLS").
+	# The mail module's logs, for the client-side tests: Dovecot's login
+	# line names its transport ("TLS"), Postfix logs every session's end.
 	export INTEROP_DOVECOT_LOG=$WORK/dovecot/dovecot.log
+	export INTEROP_POSTFIX_LOG=$WORK/postfix/postfix.log
 }
 
 proxy_versions() {
