@@ -53,8 +53,7 @@ func TestIdleConnectionsNoLeak(t *testing.T) {
 		if !strings.HasPrefix(line, prefix) {
 			var b strings.Builder
 			m.WriteTo(&b)
-			t.Fatalf("%s", b.String())
-			t.Fatalf("child said %q, %v; want %q", line, err, prefix)
+			t.Fatalf("child said %q, %v; want %q\nmetrics:\n%s", line, err, prefix, b.String())
 		}
 		return strings.TrimSpace(strings.TrimPrefix(line, prefix))
 	}
