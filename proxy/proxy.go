@@ -355,11 +355,11 @@ func (s *Server) handle(conn net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.handshakeTimeout())
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(past) })
-	client := conn
+	client := newSock(conn)
 	var src, dst net.Addr = conn.RemoteAddr(), conn.LocalAddr()
 	if s.cfg.AcceptProxy {
 		conn.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout()))
-		hdr, err := readProxyHeader(conn)
+		hdr, err := readProxyHeader(client)
 		if err != nil {
 			stop()
 			s.metrics.failed(s.labels, "proxy_header")
@@ -546,7 +546,7 @@ func (s *Server) dialBackend(ctx context.Context, addr string, src, dst net.Addr
 	if d, ok := ctx.Deadline(); ok {
 		c.SetDeadline(d)
 	}
-	return c, nil
+	return newSock(c), nil
 }
 
 // failureReason classifies a failed handshake for the metrics.

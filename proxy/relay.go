@@ -21,8 +21,7 @@ const bufSize = 16 << 10
 // connection holds none (the relay waits for readability first).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-// past is a deadline that has expired: a read with it returns what a
-// tls.Conn has already decrypted or buffered, without touching the socket.
+// past is a deadline that has expired: it wakes every blocked read.
 var past = time.Unix(1, 0)
 
 // relayStats receives the bytes moved in each direction.
@@ -83,11 +82,12 @@ var errAborted = errors.New("proxy: relay aborted")
 
 // pipe copies src to dst until src ends (then it half-closes dst) or fails.
 func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
-	tc, isTLS := src.(*tls.Conn)
-	rc := rawConn(src)
-	// A tls.Conn may hold whole records read along with the last one (or
-	// with the handshake): the socket would not wake us for them.
-	pending := isTLS
+	sk := sockOf(src)
+	if sk != nil {
+		// From now on a read finds data or says errWouldBlock: the wait
+		// for more happens below, without a buffer.
+		sk.nonblock.Store(true)
+	}
 	var deadline time.Time
 	for {
 		now := time.Now()
@@ -99,38 +99,8 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
 		if r.aborted.Load() {
 			return errAborted
 		}
-		if rc != nil && !pending {
-			// Park without a buffer until the socket is readable.
-			if err := waitReadable(rc); err != nil && isTimeout(err) {
-				if r.aborted.Load() || r.idleFor(time.Now()) {
-					return errIdle
-				}
-				deadline = time.Time{}
-				continue
-			}
-		}
 		bp := bufPool.Get().(*[]byte)
-		var n int
-		var err error
-		if pending {
-			tc.SetReadDeadline(past)
-			n, err = tc.Read(*bp)
-			tc.SetReadDeadline(deadline)
-			if r.aborted.Load() {
-				bufPool.Put(bp)
-				return errAborted
-			}
-			if err != nil && isTimeout(err) {
-				err = nil
-				if n == 0 {
-					bufPool.Put(bp)
-					pending = false
-					continue
-				}
-			}
-		} else {
-			n, err = src.Read(*bp)
-		}
+		n, err := src.Read(*bp)
 		if n > 0 {
 			r.touch()
 			count.Add(int64(n))
@@ -143,22 +113,102 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
 			}
 		}
 		bufPool.Put(bp)
-		pending = isTLS && rc != nil
-		if err == nil {
-			continue
+		if errors.Is(err, errWouldBlock) {
+			// Park without a buffer until the socket is readable.
+			err = waitReadable(sk.rc)
 		}
-		if isTimeout(err) {
+		switch {
+		case err == nil:
+		case isTimeout(err):
 			if r.aborted.Load() || r.idleFor(time.Now()) {
 				return errIdle
 			}
 			deadline = time.Time{}
-			continue
-		}
-		if errors.Is(err, io.EOF) {
+		case errors.Is(err, io.EOF):
 			closeWrite(dst)
 			return nil
+		default:
+			return err
 		}
-		return err
+	}
+}
+
+// sock is a TCP connection whose reads can be made non-blocking: then Read
+// returns what the kernel has or errWouldBlock, never waits. The relay
+// uses it to hold a buffer only while data is there; a tls.Conn on top
+// passes errWouldBlock through (it is a temporary net.Error, which does not
+// break the TLS session) and keeps any partial record for the next Read.
+type sock struct {
+	*net.TCPConn
+	rc       syscall.RawConn
+	nonblock atomic.Bool
+}
+
+// newSock wraps c when it is a TCP connection; otherwise it returns c, and
+// the relay reads it with blocking reads.
+func newSock(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &sock{TCPConn: tc, rc: rc}
+}
+
+// errWouldBlock is a non-blocking read that found nothing.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "proxy: read would block" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// Read reads like net.TCPConn's, or without waiting once nonblock is set.
+func (s *sock) Read(p []byte) (int, error) {
+	if !s.nonblock.Load() {
+		return s.TCPConn.Read(p)
+	}
+	var n int
+	var errno error
+	err := s.rc.Read(func(fd uintptr) bool {
+		for {
+			n, errno = syscall.Read(int(fd), p)
+			if errno != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil: // deadline, closed
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
+	case errno == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case errno != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// sockOf finds the sock under c (through TLS and the protocol servers'
+// sniffer), or nil.
+func sockOf(c net.Conn) *sock {
+	for {
+		switch x := c.(type) {
+		case *sock:
+			return x
+		case *tls.Conn:
+			c = x.NetConn()
+		case *textline.Sniffer:
+			c = x.Conn
+		default:
+			return nil
+		}
 	}
 }
 
@@ -178,27 +228,6 @@ func closeWrite(c net.Conn) {
 			c = x.Conn
 		default:
 			return
-		}
-	}
-}
-
-// rawConn finds the socket under c (through TLS and the protocol
-// servers' sniffer), or nil when there is none to poll.
-func rawConn(c net.Conn) syscall.RawConn {
-	for {
-		switch x := c.(type) {
-		case *tls.Conn:
-			c = x.NetConn()
-		case *textline.Sniffer:
-			c = x.Conn
-		case syscall.Conn:
-			rc, err := x.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
-		default:
-			return nil
 		}
 	}
 }
