@@ -83,6 +83,9 @@ func (m *Metrics) relayed(l string, up, down int64, d time.Duration) {
 
 // Get returns the value of one series, name{labels} exactly as written.
 func (m *Metrics) Get(series string) float64 {
+	if m == nil {
+		return 0
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if v, ok := m.counters[series]; ok {
@@ -93,6 +96,9 @@ func (m *Metrics) Get(series string) float64 {
 
 // WriteTo writes the exposition, families sorted by name.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	if m == nil {
+		return 0, nil
+	}
 	m.mu.Lock()
 	byName := map[string][]string{}
 	vals := map[string]float64{}
