@@ -99,3 +99,13 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParse: any text gives a configuration or an error, never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add("[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nimplicit = true\nbackend = \"127.0.0.1:2\"\n")
+	f.Add("log_format = \"json\"\n[[listener]]\nprotocol = \"smtp\"\nupstream = \"x:25\"\nmode = \"implicit\"\nidle_timeout = \"-1s\"\n")
+	f.Add("[[listener]]\ncerts = [{cert = \"a\"}]\nsend_proxy = 9\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		Parse("fuzz.toml", text)
+	})
+}
