@@ -111,7 +111,9 @@ key = %q
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- RunContext(ctx, []string{"proxy", "--config", cfg}, strings.NewReader(""), io.Discard, &stderr) }()
+	go func() {
+		done <- RunContext(ctx, []string{"proxy", "--config", cfg}, strings.NewReader(""), io.Discard, &stderr)
+	}()
 	var c *tls.Conn
 	var err error
 	for range 100 {
