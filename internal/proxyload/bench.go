@@ -381,6 +381,9 @@ func (c *benchConfig) idlePhase(ctx context.Context, r *Result) error {
 				tc.Close()
 			}
 		}
+		// Let the proxy tear 5,000 connections down before the latency
+		// phase measures it.
+		time.Sleep(2 * time.Second)
 	}()
 	deadline := time.Now().Add(2 * time.Minute)
 	var next, opened, failed atomic.Int64
