@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,12 @@ func TestIdleConnectionsNoLeak(t *testing.T) {
 		runtime.GC()
 	}
 	runtime.ReadMemStats(&ms)
+	if f := os.Getenv("PROXY_IDLE_HEAPPROFILE"); f != "" {
+		if w, err := os.Create(f); err == nil {
+			pprof.WriteHeapProfile(w)
+			w.Close()
+		}
+	}
 	busyG := runtime.NumGoroutine()
 	heap, stack := float64(ms.HeapInuse-base.HeapInuse)/1024/float64(n), float64(ms.StackInuse-base.StackInuse)/1024/float64(n)
 	t.Logf("%d idle TLS connections: %.1f goroutines, %.1f KiB heap + %.1f KiB stack = %.1f KiB per connection",

@@ -41,7 +41,6 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dial"
-	"github.com/starttls/starttls/internal/serve"
 )
 
 // Defaults for the zero values of Listener's limits.
@@ -262,7 +261,7 @@ type Server struct {
 	labels  string
 	limit   *limiter
 
-	loop serve.Loop
+	loop tracker
 	mu   sync.Mutex
 	n    int // connections now
 }
@@ -277,6 +276,9 @@ func New(cfg Listener, log *slog.Logger, m *Metrics) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log.With("listener", cfg.name()), metrics: m}
+	s.loop.onPanic = func(conn net.Conn, v any, stack []byte) {
+		s.log.Error("proxy: panic serving a connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
+	}
 	s.labels = fmt.Sprintf(`listener=%q,protocol=%q`, cfg.name(), cfg.Protocol)
 	if cfg.RatePerIP > 0 {
 		s.limit = newLimiter(cfg.RatePerIP, cfg.RateBurst)
@@ -320,15 +322,15 @@ func (s *Server) ListenAndServe() error {
 // non-nil error.
 func (s *Server) Serve(l net.Listener) error {
 	s.log.Info("proxy: listening", "addr", l.Addr().String(), "protocol", s.cfg.Protocol, "side", s.side())
-	return s.loop.Serve(l, s.handle)
+	return s.loop.serve(l, s.handle)
 }
 
 // Close closes the listener and every connection at once.
-func (s *Server) Close() error { return s.loop.Close() }
+func (s *Server) Close() error { return s.loop.close() }
 
 // Shutdown stops accepting, then waits for the connections to end until
 // ctx is done, when it closes them.
-func (s *Server) Shutdown(ctx context.Context) error { return s.loop.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.loop.shutdown(ctx) }
 
 func (s *Server) side() string {
 	if s.cfg.clientSide() {
@@ -340,52 +342,77 @@ func (s *Server) side() string {
 	return "starttls"
 }
 
-// handle serves one accepted connection; the loop closes it.
+// handle serves one accepted connection: everything up to the relay on
+// this goroutine, then the relay on two new ones.
 func (s *Server) handle(conn net.Conn) {
 	start := time.Now()
 	s.metrics.connOpened(s.labels)
-	defer func() { s.metrics.connClosed(s.labels, time.Since(start)) }()
+	end := func() {
+		s.metrics.connClosed(s.labels, time.Since(start))
+		s.loop.done(conn)
+	}
 	if !s.admit() {
 		s.metrics.refused(s.labels, "max_conns")
 		s.log.Debug("proxy: refused", "reason", "max_conns", "remote", conn.RemoteAddr().String())
+		end()
 		return
 	}
-	defer s.release()
+	client, backend, src, err := s.setup(conn)
+	if err != nil {
+		if src != nil {
+			s.log.Debug("proxy: connection failed", "remote", src.String(), "err", err)
+		}
+		s.release()
+		end()
+		return
+	}
+	var st relayStats
+	rstart := time.Now()
+	relay(client, backend, s.cfg.idleTimeout(), &st, func(err error) {
+		backend.Close()
+		s.metrics.relayed(s.labels, st.up.Load(), st.down.Load(), time.Since(rstart))
+		if err != nil && !errors.Is(err, errAborted) {
+			s.log.Debug("proxy: relay ended", "remote", src.String(), "err", err)
+		}
+		s.release()
+		end()
+	})
+}
 
+// setup runs everything before the relay: PROXY header, limits, the
+// pre-TLS dialog and handshake, the backend or upstream connection. It
+// returns the client's address as the relay should log it (nil when the
+// failure is already logged).
+func (s *Server) setup(conn net.Conn) (client, backend net.Conn, src net.Addr, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.handshakeTimeout())
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(past) })
-	client := newSock(conn)
-	var src, dst net.Addr = conn.RemoteAddr(), conn.LocalAddr()
+	client = newSock(conn)
+	var dst net.Addr
+	src, dst = conn.RemoteAddr(), conn.LocalAddr()
 	if s.cfg.AcceptProxy {
 		conn.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout()))
 		hdr, err := readProxyHeader(client)
 		if err != nil {
 			stop()
 			s.metrics.failed(s.labels, "proxy_header")
-			s.log.Debug("proxy: bad PROXY header", "remote", conn.RemoteAddr().String(), "err", err)
-			return
+			return nil, nil, src, err
 		}
 		if hdr.Src != nil {
 			src, dst = hdr.Src, hdr.Dst
 		}
 	}
-	log := s.log.With("remote", src.String())
 	if s.limit != nil && !s.limit.allow(hostOf(src), time.Now()) {
 		stop()
 		s.metrics.refused(s.labels, "rate")
-		log.Debug("proxy: refused", "reason", "rate")
-		return
+		return nil, nil, src, errors.New("proxy: refused: per-IP rate")
 	}
-	var err error
 	if s.cfg.clientSide() {
-		err = s.serveClientSide(ctx, stop, client, src, dst, log)
+		client, backend, err = s.setupClientSide(ctx, stop, client, src, dst)
 	} else {
-		err = s.serveServerSide(ctx, stop, client, src, dst, log)
+		client, backend, err = s.setupServerSide(ctx, stop, client, src, dst)
 	}
-	if err != nil {
-		log.Debug("proxy: connection ended", "err", err)
-	}
+	return client, backend, src, err
 }
 
 func (s *Server) admit() bool {
@@ -404,9 +431,9 @@ func (s *Server) release() {
 	s.mu.Unlock()
 }
 
-// serveServerSide terminates TLS (implicit or after the pre-TLS dialog)
-// and relays to the plaintext backend.
-func (s *Server) serveServerSide(ctx context.Context, stop func() bool, conn net.Conn, src, dst net.Addr, log *slog.Logger) error {
+// setupServerSide terminates TLS (implicit or after the pre-TLS dialog)
+// and connects the plaintext backend.
+func (s *Server) setupServerSide(ctx context.Context, stop func() bool, conn net.Conn, src, dst net.Addr) (net.Conn, net.Conn, error) {
 	var tc *tls.Conn
 	if s.hs != nil {
 		var err error
@@ -414,14 +441,14 @@ func (s *Server) serveServerSide(ctx context.Context, stop func() bool, conn net
 		if err != nil {
 			stop()
 			s.metrics.failed(s.labels, failureReason(err))
-			return err
+			return nil, nil, err
 		}
 	} else {
 		tc = tls.Server(conn, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			stop()
 			s.metrics.failed(s.labels, failureReason(err))
-			return fmt.Errorf("proxy: TLS handshake: %w", err)
+			return nil, nil, fmt.Errorf("proxy: TLS handshake: %w", err)
 		}
 	}
 	s.metrics.upgraded(s.labels)
@@ -443,23 +470,21 @@ func (s *Server) serveServerSide(ctx context.Context, stop func() bool, conn net
 	if err != nil {
 		s.metrics.failed(s.labels, "backend")
 		s.unavailable(tc, "backend unavailable")
-		return err
+		return nil, nil, err
 	}
-	defer backend.Close()
 	conn.SetDeadline(time.Time{})
 	backend.SetDeadline(time.Time{})
-	return s.relay(tc, backend)
+	return tc, backend, nil
 }
 
-// serveClientSide connects the upstream with TLS and relays a plaintext
-// client to it.
-func (s *Server) serveClientSide(ctx context.Context, stop func() bool, conn net.Conn, src, dst net.Addr, log *slog.Logger) error {
+// setupClientSide connects the upstream with TLS for a plaintext client.
+func (s *Server) setupClientSide(ctx context.Context, stop func() bool, conn net.Conn, src, dst net.Addr) (net.Conn, net.Conn, error) {
 	raw, err := s.dialBackend(ctx, s.cfg.Upstream, src, dst)
 	if err != nil {
 		stop()
 		s.metrics.failed(s.labels, "upstream")
 		s.unavailable(conn, "upstream unavailable")
-		return err
+		return nil, nil, err
 	}
 	host, _, _ := net.SplitHostPort(s.cfg.Upstream)
 	opts := &starttls.ClientOptions{
@@ -498,21 +523,12 @@ func (s *Server) serveClientSide(ctx context.Context, stop func() bool, conn net
 		raw.Close()
 		s.metrics.failed(s.labels, failureReason(err))
 		s.unavailable(conn, "TLS to the upstream server failed")
-		return err
+		return nil, nil, err
 	}
 	s.metrics.upgraded(s.labels)
-	defer up.Close()
 	conn.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
-	return s.relay(conn, up)
-}
-
-func (s *Server) relay(client, backend net.Conn) error {
-	var st relayStats
-	start := time.Now()
-	err := relay(client, backend, s.cfg.idleTimeout(), &st)
-	s.metrics.relayed(s.labels, st.up.Load(), st.down.Load(), time.Since(start))
-	return err
+	return conn, up, nil
 }
 
 // unavailable answers the protocol's "service unavailable" (SMTP 421,

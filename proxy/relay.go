@@ -3,9 +3,11 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,36 +31,49 @@ type relayStats struct {
 	up, down atomic.Int64 // client→backend, backend→client
 }
 
-// relay copies bytes both ways between client and backend until both
-// directions have ended, propagating half-closes; a read error or an idle
-// period longer than idle (0: none) in both directions aborts both.
-// It closes neither connection.
-func relay(client, backend net.Conn, idle time.Duration, st *relayStats) error {
+// relay copies bytes both ways between client and backend, each direction
+// in a new goroutine, and returns at once; when both directions have ended
+// it calls done with the first error (nil when both sides closed cleanly).
+// Half-closes propagate; a read error, or an idle period longer than idle
+// (0: none) in both directions, aborts both. It closes neither connection.
+//
+// The caller's goroutine, whose stack grew during the TLS handshake, is
+// free to end: an idle connection is two small parked goroutines.
+func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done func(error)) {
 	r := &relayState{idle: idle}
 	r.touch()
-	abort := func() {
-		// Unblock the other direction at once.
-		r.aborted.Store(true)
-		client.SetDeadline(past)
-		backend.SetDeadline(past)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		err := r.pipe(backend, client, &st.down)
+	var left atomic.Int32
+	left.Store(2)
+	var mu sync.Mutex
+	var first error
+	finish := func(err error) {
 		if err != nil {
-			abort()
+			// Unblock the other direction at once.
+			r.aborted.Store(true)
+			client.SetDeadline(past)
+			backend.SetDeadline(past)
+			mu.Lock()
+			if first == nil || errors.Is(first, errAborted) {
+				first = err
+			}
+			mu.Unlock()
 		}
-		errc <- err
-	}()
-	err1 := r.pipe(client, backend, &st.up)
-	if err1 != nil {
-		abort()
+		if left.Add(-1) == 0 {
+			done(first)
+		}
 	}
-	err2 := <-errc
-	if err1 == nil || errors.Is(err1, errAborted) {
-		err1 = err2
+	run := func(src, dst net.Conn, count *atomic.Int64) {
+		var err error
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("proxy: panic in the relay: %v\n%s", v, debug.Stack())
+			}
+			finish(err)
+		}()
+		err = r.pipe(src, dst, count)
 	}
-	return err1
+	go run(client, backend, &st.up)
+	go run(backend, client, &st.down)
 }
 
 type relayState struct {
