@@ -41,6 +41,7 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dial"
+	"github.com/starttls/starttls/internal/textline"
 )
 
 // Defaults for the zero values of Listener's limits.
@@ -509,7 +510,7 @@ func (s *Server) setupClientSide(ctx context.Context, stop func() bool, conn net
 		var res *starttls.Result
 		sess, res, err = s.up(ctx, raw, opts)
 		if err == nil {
-			up = sess.NetConn()
+			up = textline.Unbuffered(sess.NetConn())
 			greeting = s.gw.ClientGreeting(res)
 		}
 	}

@@ -33,3 +33,13 @@ func SkipGreetingLine(conn net.Conn, proto string, maxLine int, ok func(line str
 	}
 	return tc.TakeBuffered(), nil
 }
+
+// Unbuffered returns the connection under c, a Conn.NetConn result, when
+// nothing is buffered in front of it, else c itself: a relay can then
+// wait on the socket instead of in a read on the buffer.
+func Unbuffered(c net.Conn) net.Conn {
+	if b, ok := c.(*bufferedConn); ok && b.r.Buffered() == 0 {
+		return b.Conn
+	}
+	return c
+}
