@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,6 +142,18 @@ key = %q
 	resp.Body.Close()
 	if !strings.Contains(string(body), `starttls_proxy_upgrades_total{listener="tls",protocol="tcp"} 1`) {
 		t.Errorf("metrics:\n%s", body)
+	}
+	// SIGHUP reloads the certificates ("listening" is logged after the
+	// handler is installed, so the signal cannot kill the test binary).
+	if !strings.Contains(stderr.String(), `"msg":"proxy: listening"`) {
+		t.Fatalf("no listening line:\n%s", stderr.String())
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	for i := 0; i < 100 && !strings.Contains(stderr.String(), `"why":"SIGHUP"`); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"proxy: certificates reloaded","why":"SIGHUP"`) {
+		t.Errorf("no reload on SIGHUP:\n%s", stderr.String())
 	}
 	cancel()
 	select {
