@@ -29,7 +29,7 @@ func TestIdleConnectionsNoLeak(t *testing.T) {
 		n = v
 	}
 	if raceEnabled || testing.Short() {
-		n = 1000 // the race detector allows 8128 goroutines, and is slow
+		n = 500 // the race detector allows 8128 goroutines, and is slow
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n+200) {

@@ -93,7 +93,10 @@ func tcpTLS(backend string) Listener {
 
 func TestRelayLargePayloadsManyConnections(t *testing.T) {
 	addr, _ := startProxy(t, tcpTLS(echoBackend(t)), nil)
-	const conns, size = 16, 2 << 20
+	conns, size := 16, 2<<20
+	if raceEnabled {
+		conns, size = 8, 1<<20
+	}
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Add(1)
