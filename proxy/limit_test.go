@@ -166,3 +166,25 @@ func TestClientSideTCPImplicit(t *testing.T) {
 		t.Fatalf("relayed %q to an upstream that failed verification", got)
 	}
 }
+
+func TestSlowLorisReason(t *testing.T) {
+	m := NewMetrics()
+	addr, s := startProxy(t, Listener{Protocol: "imap", Backend: echoBackend(t), TLS: serverTLS, HandshakeTimeout: 200 * time.Millisecond}, m)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.ReadAll(c)
+	waitFor(t, func() bool {
+		return m.Get(`starttls_proxy_handshake_failures_total{`+s.labels+`,reason="timeout"}`) == 1
+	})
+}
+
+func TestHostnameChecked(t *testing.T) {
+	l := Listener{Listen: "127.0.0.1:1", Protocol: "smtp", Backend: "127.0.0.1:2", TLS: serverTLS, Hostname: "mx\r\n250 injected"}
+	if err := l.Check(); err == nil || !strings.Contains(err.Error(), "not a host name") {
+		t.Fatalf("Check = %v", err)
+	}
+}

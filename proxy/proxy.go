@@ -187,6 +187,9 @@ func (l *Listener) check() error {
 	if l.RequireTLS != nil && !*l.RequireTLS {
 		return errors.New("require_tls = false is not supported: the proxy serves the pre-TLS dialog itself and has no plaintext path to the backend")
 	}
+	if strings.ContainsAny(l.Hostname, " \t\r\n\x00") {
+		return fmt.Errorf("hostname %q: not a host name", l.Hostname)
+	}
 	if l.SendProxy != 0 && l.SendProxy != 1 && l.SendProxy != 2 {
 		return fmt.Errorf("send_proxy = %d: want 1 or 2 (or 0 for none)", l.SendProxy)
 	}
@@ -441,7 +444,7 @@ func (s *Server) setupServerSide(ctx context.Context, stop func() bool, conn net
 		tc, err = s.hs.Handshake(ctx, conn)
 		if err != nil {
 			stop()
-			s.metrics.failed(s.labels, failureReason(err))
+			s.metrics.failed(s.labels, failureReason(errors.Join(err, ctx.Err())))
 			return nil, nil, err
 		}
 	} else {
