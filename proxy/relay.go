@@ -40,8 +40,13 @@ type relayStats struct {
 // The caller's goroutine, whose stack grew during the TLS handshake, is
 // free to end: an idle connection is two small parked goroutines.
 func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done func(error)) {
-	r := &relayState{idle: idle}
+	r := &relayState{idle: idle, downFD: -1}
 	r.touch()
+	if sk := sockOf(backend); sk != nil {
+		if r.pk = getParker(); r.pk != nil {
+			sk.rc.Control(func(fd uintptr) { r.downFD = int(fd) })
+		}
+	}
 	var left atomic.Int32
 	left.Store(2)
 	var mu sync.Mutex
@@ -59,24 +64,53 @@ func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done fu
 			mu.Unlock()
 		}
 		if left.Add(-1) == 0 {
+			if r.pk != nil && r.downFD >= 0 {
+				r.pk.forget(r.downFD)
+			}
 			done(first)
 		}
 	}
-	run := func(src, dst net.Conn, count *atomic.Int64) {
+	var down func()
+	down = func() {
+		var err error
+		parked := false
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("proxy: panic in the relay: %v\n%s", v, debug.Stack())
+				parked = false
+			}
+			if !parked {
+				finish(err)
+			}
+		}()
+		parked, err = r.pipe(backend, client, &st.down, down)
+	}
+	up := func() {
 		var err error
 		defer func() {
 			if v := recover(); v != nil {
 				err = fmt.Errorf("proxy: panic in the relay: %v\n%s", v, debug.Stack())
 			}
+			// The other direction may not park any more: this goroutine
+			// no longer watches the connection. Take it back if parked.
+			r.noPark.Store(true)
 			finish(err)
+			if r.pk != nil && r.downFD >= 0 {
+				if resume := r.pk.kick(r.downFD); resume != nil {
+					resume()
+				}
+			}
 		}()
-		err = r.pipe(src, dst, count)
+		_, err = r.pipe(client, backend, &st.up, nil)
 	}
-	go run(client, backend, &st.up)
-	go run(backend, client, &st.down)
+	go up()
+	go down()
 }
 
 type relayState struct {
+	pk      *parker     // nil: no parking
+	downFD  int         // the backend's socket, parked by the down direction
+	noPark  atomic.Bool // the up direction has ended: down waits in Go's poller
 	idle    time.Duration
 	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
 	aborted atomic.Bool  // one direction failed: the other stops too
@@ -89,6 +123,24 @@ func (r *relayState) idleFor(now time.Time) bool {
 	return r.idle > 0 && now.UnixNano()-r.last.Load() >= int64(r.idle)
 }
 
+// park hands the down direction to the parker; false means wait here.
+func (r *relayState) park(resume func()) bool {
+	if r.pk == nil || r.downFD < 0 || r.noPark.Load() {
+		return false
+	}
+	if !r.pk.park(r.downFD, resume) {
+		return false
+	}
+	if r.noPark.Load() {
+		// The up direction ended meanwhile and may have looked before we
+		// parked: take ourselves back, unless someone else already did.
+		if r.pk.kick(r.downFD) != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // errIdle ends a connection idle in both directions.
 var errIdle = errors.New("proxy: idle timeout")
 
@@ -96,7 +148,10 @@ var errIdle = errors.New("proxy: idle timeout")
 var errAborted = errors.New("proxy: relay aborted")
 
 // pipe copies src to dst until src ends (then it half-closes dst) or fails.
-func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
+// With resume set it may park instead of waiting for src: it then returns
+// parked, and resume runs on a new goroutine when src is readable (or when
+// the other direction takes it back).
+func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64, resume func()) (parked bool, err error) {
 	sk := sockOf(src)
 	if sk != nil {
 		// From now on a read finds data or says errWouldBlock: the wait
@@ -112,7 +167,7 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
 		}
 		// After (re)arming: abort sets the flag before its past deadline.
 		if r.aborted.Load() {
-			return errAborted
+			return false, errAborted
 		}
 		bp := bufPool.Get().(*[]byte)
 		n, err := src.Read(*bp)
@@ -124,26 +179,29 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64) error {
 			}
 			if _, werr := dst.Write((*bp)[:n]); werr != nil {
 				bufPool.Put(bp)
-				return werr
+				return false, werr
 			}
 		}
 		bufPool.Put(bp)
 		if errors.Is(err, errWouldBlock) {
-			// Park without a buffer until the socket is readable.
+			if resume != nil && r.park(resume) {
+				return true, nil
+			}
+			// Wait without a buffer until the socket is readable.
 			err = waitReadable(sk.rc)
 		}
 		switch {
 		case err == nil:
 		case isTimeout(err):
 			if r.aborted.Load() || r.idleFor(time.Now()) {
-				return errIdle
+				return false, errIdle
 			}
 			deadline = time.Time{}
 		case errors.Is(err, io.EOF):
 			closeWrite(dst)
-			return nil
+			return false, nil
 		default:
-			return err
+			return false, err
 		}
 	}
 }
