@@ -22,8 +22,10 @@
 //     with the protocol's "service unavailable" reply, never a plaintext
 //     relay.
 //
-// The relay holds no buffer for an idle connection: it waits for the
-// socket to become readable, then borrows a 16 KiB buffer from a pool.
+// The relay holds no buffer for an idle connection: it reads without
+// blocking into a 16 KiB buffer borrowed from a pool and waits for the
+// socket without it; an idle connection keeps one goroutine (the other
+// direction is parked in an epoll instance).
 // Half-closes are propagated (close_notify and FIN), every phase has a
 // deadline and every pre-TLS line a limit.
 package proxy

@@ -38,7 +38,8 @@ type relayStats struct {
 // (0: none) in both directions, aborts both. It closes neither connection.
 //
 // The caller's goroutine, whose stack grew during the TLS handshake, is
-// free to end: an idle connection is two small parked goroutines.
+// free to end; an idle connection is one small goroutine (the other
+// direction is parked, see parker).
 func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done func(error)) {
 	r := &relayState{idle: idle, downFD: -1}
 	r.touch()
