@@ -67,6 +67,7 @@ func TestProxyBadInput(t *testing.T) {
 		{[]string{"proxy", "--listen", "127.0.0.1:1", "--protocol", "smtp", "--upstream", "x:25", "--mode", "opportunistic"}, "never plaintext or opportunistic"},
 		{[]string{"proxy", "--config", bad, "--check"}, bad + ":1: listener \"127.0.0.1:1\": proxy: not supported"},
 		{[]string{"proxy", "--config", bad, "--listen", "127.0.0.1:1"}, "do not mix"},
+		{[]string{"proxy", "--listen", "127.0.0.1:1", "--protocol", "tcp", "--implicit", "--backend", "127.0.0.1:2", "--cert", cf, "--key", kf, "--log-level", "loud"}, `log level "loud"`},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run(tt.args...)

@@ -248,6 +248,16 @@ func (l *Listener) build() (proxy.Listener, *proxy.Certificates, error) {
 // Check validates a File built in code (the command line's flags) as Parse
 // validates one read from text.
 func Check(f *File) (*File, error) {
+	switch f.LogFormat {
+	case "", "text", "json":
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", f.LogFormat)
+	}
+	switch strings.ToLower(f.LogLevel) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", f.LogLevel)
+	}
 	for i := range f.Listeners {
 		l := &f.Listeners[i]
 		if l.Name == "" {
