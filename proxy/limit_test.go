@@ -188,3 +188,32 @@ func TestHostnameChecked(t *testing.T) {
 		t.Fatalf("Check = %v", err)
 	}
 }
+
+func TestMetricsExposition(t *testing.T) {
+	m := NewMetrics()
+	addr, s := startProxy(t, tcpTLS(echoBackend(t)), m)
+	c, err := tls.Dial("tcp", addr, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello"))
+	io.ReadFull(c, make([]byte, 5))
+	c.Close()
+	waitFor(t, func() bool { return m.Get(`starttls_proxy_connections_closed_total{`+s.labels+`}`) == 1 })
+	var b strings.Builder
+	m.WriteTo(&b)
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE starttls_proxy_handshake_duration_seconds histogram\n",
+		`starttls_proxy_handshake_duration_seconds_bucket{` + s.labels + `,le="+Inf"} 1` + "\n",
+		`starttls_proxy_handshake_duration_seconds_count{` + s.labels + `} 1` + "\n",
+		`starttls_proxy_bytes_total{` + s.labels + `,direction="up"} 5` + "\n",
+		`starttls_proxy_bytes_total{` + s.labels + `,direction="down"} 5` + "\n",
+		`starttls_proxy_connections_open{` + s.labels + `} 0` + "\n",
+		"# TYPE starttls_proxy_upgrades_total counter\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -17,11 +17,49 @@ type Metrics struct {
 	mu       sync.Mutex
 	counters map[string]float64 // "name{labels}" → value
 	gauges   map[string]float64
+	hists    map[string]*histogram // "name{labels}"
+}
+
+// handshakeBuckets are the upper bounds, in seconds, of the handshake
+// duration histogram: a loopback TLS handshake takes about a millisecond,
+// a pre-TLS dialog with a person typing many seconds.
+var handshakeBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+type histogram struct {
+	counts []uint64 // per bucket, not cumulative; the last is +Inf
+	sum    float64
+	n      uint64
 }
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{counters: map[string]float64{}, gauges: map[string]float64{}}
+	return &Metrics{counters: map[string]float64{}, gauges: map[string]float64{}, hists: map[string]*histogram{}}
+}
+
+// observe adds one value to a histogram with handshakeBuckets.
+func (m *Metrics) observe(name, labels string, v float64) {
+	if m == nil {
+		return
+	}
+	key := name + "{" + labels + "}"
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hists[key]
+	if h == nil {
+		h = &histogram{counts: make([]uint64, len(handshakeBuckets)+1)}
+		m.hists[key] = h
+	}
+	i := 0
+	for i < len(handshakeBuckets) && v > handshakeBuckets[i] {
+		i++
+	}
+	h.counts[i]++
+	h.sum += v
+	h.n++
+}
+
+func (m *Metrics) handshook(l string, d time.Duration) {
+	m.observe("starttls_proxy_handshake_duration_seconds", l, d.Seconds())
 }
 
 var metricHelp = map[string]string{
@@ -34,6 +72,7 @@ var metricHelp = map[string]string{
 	"starttls_proxy_connection_duration_seconds": "counter Sum of the durations of closed connections.",
 	"starttls_proxy_connections_closed_total":    "counter Connections closed.",
 	"starttls_proxy_relay_duration_seconds":      "counter Sum of the durations of relays.",
+	"starttls_proxy_handshake_duration_seconds":  "histogram Time from accept to the relay's start (pre-TLS dialog, TLS handshake, backend connection), successful connections only.",
 }
 
 func (m *Metrics) add(name, labels string, v float64) {
@@ -109,6 +148,18 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 			vals[k] = v
 		}
 	}
+	type histSnap struct {
+		key string
+		h   histogram
+	}
+	hists := map[string][]histSnap{}
+	for k, h := range m.hists {
+		name := k[:indexByte(k, '{')]
+		hists[name] = append(hists[name], histSnap{k, histogram{counts: append([]uint64(nil), h.counts...), sum: h.sum, n: h.n}})
+		if _, ok := byName[name]; !ok {
+			byName[name] = nil
+		}
+	}
 	m.mu.Unlock()
 	names := make([]string, 0, len(byName))
 	for n := range byName {
@@ -126,6 +177,33 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		total += int64(k)
 		if err != nil {
 			return total, err
+		}
+		hs := hists[n]
+		sort.Slice(hs, func(i, j int) bool { return hs[i].key < hs[j].key })
+		for _, hsn := range hs {
+			labels := hsn.key[len(n)+1 : len(hsn.key)-1]
+			sep := ""
+			if labels != "" {
+				sep = ","
+			}
+			var cum uint64
+			for i, c := range hsn.h.counts {
+				cum += c
+				le := "+Inf"
+				if i < len(handshakeBuckets) {
+					le = fmt.Sprintf("%g", handshakeBuckets[i])
+				}
+				k, err := fmt.Fprintf(w, "%s_bucket{%s%sle=%q} %d\n", n, labels, sep, le, cum)
+				total += int64(k)
+				if err != nil {
+					return total, err
+				}
+			}
+			k, err := fmt.Fprintf(w, "%s_sum{%s} %g\n%s_count{%s} %d\n", n, labels, hsn.h.sum, n, labels, hsn.h.n)
+			total += int64(k)
+			if err != nil {
+				return total, err
+			}
 		}
 		series := byName[n]
 		sort.Strings(series)

@@ -372,6 +372,7 @@ func (s *Server) handle(conn net.Conn) {
 		end()
 		return
 	}
+	s.metrics.handshook(s.labels, time.Since(start))
 	var st relayStats
 	rstart := time.Now()
 	relay(client, backend, s.cfg.idleTimeout(), &st, func(err error) {
