@@ -49,6 +49,21 @@ type ServerOptions struct {
 	// Logger receives one record per connection problem caused by a peer,
 	// at debug level; nil discards them.
 	Logger *slog.Logger
+
+	// The fields below serve the stripping simulator (starttls strip); see
+	// mitm.go.
+
+	// RefusePermanently makes RefuseUpgrade answer with the protocol's
+	// permanent error instead of the temporary one.
+	RefusePermanently bool
+	// OnCredentials, if set, is called with every login the client sends
+	// (before the Backend judges it, TLS or not).
+	OnCredentials func(Credentials)
+	// InjectAfterGoAhead, if set, returns bytes written right after the
+	// upgrade go-ahead in the same segment: forged replies, the response
+	// injection attack. It gets the client's upgrade command. Never set it
+	// outside the simulator.
+	InjectAfterGoAhead func(command string) []byte
 }
 
 // CommandTimeout returns the effective per-command read timeout.

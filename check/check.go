@@ -143,6 +143,7 @@ func Run(ctx context.Context, t *starttls.Target, o *Options) *Report {
 	}
 	if res.TLS != nil {
 		r.TLS = tlsInfo(res.TLS, serverName)
+		r.peerChain = res.TLS.PeerCertificates
 		r.Cert = verify(res.TLS, serverName, o.Roots, now)
 		r.judgeCert(now)
 		r.judgeChain(res.TLS.PeerCertificates, res.TLS.OCSPResponse)

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/starttls/starttls/tlsscan"
@@ -76,6 +77,10 @@ type Report struct {
 	Duration float64   `json:"duration_seconds"`
 
 	Transcript []TranscriptLine `json:"transcript,omitempty"`
+
+	// peerChain is the chain the server presented, for the DANE check of
+	// a domain audit (RunDomain).
+	peerChain []*x509.Certificate
 }
 
 // STARTTLSInfo says whether the upgrade was offered and worked.

@@ -425,6 +425,8 @@ func (ss *session) cmdAuth(arg string) error {
 		return ss.bad("504 Unknown security mechanism")
 	case ss.srv.TLSConfig == nil || ss.srv.Implicit:
 		return ss.bad("502 AUTH TLS not available")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.reply("534 Request denied for policy reasons")
 	case ss.srv.RefuseUpgrade:
 		return ss.reply("431 Need some unavailable resource to process security; try again later")
 	}
@@ -434,7 +436,7 @@ func (ss *session) cmdAuth(arg string) error {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.reply("234 Proceed with negotiation"); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged("AUTH "+mech), "234 Proceed with negotiation"); err != nil {
 		return err
 	}
 	var kept []byte
@@ -546,6 +548,7 @@ func (ss *session) cmdPass(arg string) error {
 	}
 	user := ss.user
 	ss.user = ""
+	ss.srv.SawCredentials("USER/PASS", user, arg, ss.tls)
 	if ss.srv.Backend == nil {
 		return ss.bad("530 Login incorrect")
 	}

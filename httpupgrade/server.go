@@ -328,6 +328,10 @@ func (ss *session) dispatch(req request) error {
 	// so that proxies do not forward it. Over TLS the header is ignored,
 	// which refuses a second upgrade.
 	if req.h.offersTLS() && req.h.hasToken("Connection", "upgrade") && ss.canUpgrade() {
+		if ss.srv.RefuseUpgrade && ss.srv.RefusePermanently {
+			return ss.write(req.method, answer{code: 501, reason: "Not Implemented",
+				body: "TLS upgrade not supported\n"})
+		}
 		if ss.srv.RefuseUpgrade {
 			return ss.write(req.method, answer{code: 503, reason: "Service Unavailable",
 				headers: []string{"Retry-After: 60", "Upgrade: " + upgradeToken},
@@ -349,7 +353,7 @@ func (ss *session) upgrade() error {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.tc.WriteLines("HTTP/1.1 101 Switching Protocols", "Upgrade: "+upgradeToken+", HTTP/1.1", "Connection: Upgrade", ""); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged("Upgrade: "+upgradeToken), "HTTP/1.1 101 Switching Protocols", "Upgrade: "+upgradeToken+", HTTP/1.1", "Connection: Upgrade", ""); err != nil {
 		return err
 	}
 	var kept []byte
@@ -469,6 +473,9 @@ func (ss *session) checkBasic(auth string) (string, error) {
 		return "", err
 	}
 	user, pass, ok := strings.Cut(string(b), ":")
+	if ok && user != "" {
+		ss.srv.SawCredentials("HTTP Basic", user, pass, ss.tls)
+	}
 	if !ok || user == "" || ss.srv.Backend == nil {
 		return "", errorf("malformed credentials")
 	}

@@ -558,6 +558,8 @@ func (ss *session) cmdStartTLS(tag string, d *decoder) (err error) {
 		return ss.bad(tag, "TLS is already active")
 	case ss.srv.TLSConfig == nil || ss.srv.Implicit:
 		return ss.bad(tag, "STARTTLS not available")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.reply(tag + " NO [CANNOT] TLS not available")
 	case ss.srv.RefuseUpgrade:
 		return ss.reply(tag + " NO [UNAVAILABLE] TLS not available due to temporary reason")
 	}
@@ -567,7 +569,7 @@ func (ss *session) cmdStartTLS(tag string, d *decoder) (err error) {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.ok(tag, "Begin TLS negotiation now"); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged(tag+" STARTTLS"), tag+" OK Begin TLS negotiation now"); err != nil {
 		return err
 	}
 	var kept []byte
@@ -629,6 +631,7 @@ func (ss *session) cmdLogin(tag string, d *decoder) (err error) {
 	if !ss.syntax(tag, d, &err) {
 		return err
 	}
+	ss.srv.SawCredentials("LOGIN", user, pass, ss.tls)
 	return ss.authenticate(tag, user, pass)
 }
 
@@ -672,6 +675,7 @@ func (ss *session) cmdAuthenticate(tag string, d *decoder) (err error) {
 	if derr != nil {
 		return ss.bad(tag, "Malformed PLAIN response")
 	}
+	ss.srv.SawCredentials("AUTHENTICATE PLAIN", user, pass, ss.tls)
 	if authz != "" && authz != user {
 		return ss.fail(tag, "NO", "[AUTHORIZATIONFAILED] Authorization identity not permitted")
 	}

@@ -427,6 +427,8 @@ func (ss *session) cmdStartTLS(m *Message) error {
 		return ss.fail(ErrStartTLS, "STARTTLS failure: TLS already active")
 	case ss.registered:
 		return ss.fail(ErrStartTLS, "STARTTLS failure: not allowed after registration")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.numeric(ErrUnknownCommand, "STARTTLS", "Unknown command")
 	case ss.srv.RefuseUpgrade:
 		return ss.numeric(ErrStartTLS, "STARTTLS failure")
 	}
@@ -528,6 +530,9 @@ func (ss *session) cmdAuthenticate(m *Message) error {
 		}
 	}
 	user, pass, ok := decodePlain(payload.String())
+	if ok {
+		ss.srv.SawCredentials("SASL PLAIN", user, pass, ss.tls)
+	}
 	if !ok || ss.srv.Backend == nil {
 		return ss.fail(ErrSASLFail, "SASL authentication failed")
 	}

@@ -341,6 +341,8 @@ func (ss *session) startTLS(m *message) error {
 		return ss.bad(m.id, opExtendedResponse, ResultOperationsError, "TLS already established")
 	case ss.srv.TLSConfig == nil || ss.srv.Implicit:
 		return ss.bad(m.id, opExtendedResponse, ResultProtocolError, "StartTLS not supported")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.send(m.id, encodeResult(opExtendedResponse, ResultUnwillingToPerform, "", "TLS not available", name))
 	case ss.srv.RefuseUpgrade:
 		return ss.send(m.id, encodeResult(opExtendedResponse, ResultUnavailable, "", "TLS not available due to a temporary reason", name))
 	}
@@ -478,6 +480,13 @@ func (ss *session) bind(m *message) error {
 		}
 	default:
 		return ss.bad(m.id, opBindResponse, ResultAuthMethodNotSupported, "authentication method not supported")
+	}
+	if pass != "" {
+		mech := "simple bind"
+		if k[2].tag != ctxPrimitive0 {
+			mech = "SASL PLAIN bind"
+		}
+		ss.srv.SawCredentials(mech, user, pass, ss.tls)
 	}
 	if ss.srv.Backend == nil {
 		return ss.bad(m.id, opBindResponse, ResultInvalidCredentials, "invalid credentials")

@@ -245,6 +245,10 @@ func (ss *session) serve() error {
 			ss.sendErr(ErHandshakeError, "08S01", "Bad handshake")
 			return errorf("SSLRequest without TLS offered")
 		}
+		if ss.srv.RefuseUpgrade && ss.srv.RefusePermanently {
+			ss.sendErr(ErHandshakeError, "08S01", "Bad handshake")
+			return errorf("upgrade refused (RefuseUpgrade, permanent)")
+		}
 		if ss.srv.RefuseUpgrade {
 			ss.sendErr(ErConCountError, "08004", "Too many connections")
 			return errorf("upgrade refused (RefuseUpgrade)")
@@ -372,6 +376,11 @@ func (ss *session) login(h *handshakeResponse) error {
 			return err
 		}
 		auth = p
+	}
+	if h.User != "" && len(auth) > 0 && ss.srv.OnCredentials != nil {
+		// Not the password: its mysql_native_password scramble, which
+		// anyone who saw the nonce can attack offline.
+		ss.srv.SawCredentials("mysql_native_password scramble", h.User, fmt.Sprintf("%x", auth), ss.w.tls)
 	}
 	ok := false
 	if ss.srv.Backend != nil && h.User != "" {

@@ -319,6 +319,8 @@ func (ss *session) cmdStartTLS(args []string) error {
 		return ss.bad(CodeNotPermitted, "STARTTLS not permitted after authentication")
 	case ss.srv.TLSConfig == nil || ss.srv.Implicit:
 		return ss.bad(CodeNotPermitted, "STARTTLS not available")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.reply(CodeNotPermitted, "TLS not available")
 	case ss.srv.RefuseUpgrade:
 		return ss.reply(CodeCannotTLS, "Can not initiate TLS negotiation")
 	}
@@ -326,7 +328,7 @@ func (ss *session) cmdStartTLS(args []string) error {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.reply(CodeContinueTLS, "Continue with TLS negotiation"); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged("STARTTLS"), strconv.Itoa(CodeContinueTLS)+" Continue with TLS negotiation"); err != nil {
 		return err
 	}
 	var kept []byte
@@ -472,6 +474,7 @@ func decodePlain(s string) (authz, user, pass string, err error) {
 }
 
 func (ss *session) authenticate(user, pass string) error {
+	ss.srv.SawCredentials("AUTHINFO", user, pass, ss.tls)
 	if ss.srv.Backend == nil {
 		return ss.bad(CodeAuthFailed, "Authentication failed")
 	}

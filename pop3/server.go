@@ -367,6 +367,8 @@ func (ss *session) cmdStls(arg string) error {
 		return ss.bad("STLS not available")
 	case ss.user != "":
 		return ss.bad("STLS not permitted after USER")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.reply("-ERR [SYS/PERM] TLS not available")
 	case ss.srv.RefuseUpgrade:
 		return ss.reply("-ERR [SYS/TEMP] TLS not available due to temporary reason")
 	}
@@ -376,7 +378,7 @@ func (ss *session) cmdStls(arg string) error {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.reply("+OK Begin TLS negotiation now"); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged("STLS"), "+OK Begin TLS negotiation now"); err != nil {
 		return err
 	}
 	var kept []byte
@@ -443,6 +445,7 @@ func (ss *session) cmdPass(arg string) error {
 	}
 	user := ss.user
 	ss.user = ""
+	ss.srv.SawCredentials("USER/PASS", user, arg, ss.tls)
 	return ss.authenticate(user, arg)
 }
 
@@ -485,6 +488,7 @@ func (ss *session) cmdAuth(arg string) error {
 	if err != nil {
 		return ss.bad("malformed AUTH PLAIN response")
 	}
+	ss.srv.SawCredentials("AUTH PLAIN", user, pass, ss.tls)
 	if authz != "" && authz != user {
 		return ss.bad("[AUTH] authorization identity not permitted")
 	}

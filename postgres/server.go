@@ -280,7 +280,7 @@ func (ss *session) sslRequest() error {
 	// Anything already received came in plaintext after the SSLRequest
 	// (CVE-2021-23214): never read it as if it came over TLS.
 	pipelined := ss.w.buffered()
-	if err := ss.w.send("S", []byte{'S'}); err != nil {
+	if err := ss.w.send("S", append([]byte{'S'}, s.Forged("SSLRequest")...)); err != nil {
 		return err
 	}
 	var kept []byte
@@ -424,6 +424,7 @@ func (ss *session) authenticate(user string) error {
 	if err := d.end("PasswordMessage"); err != nil {
 		return ss.fatal(CodeProtocolViolation, "invalid password packet size", err)
 	}
+	ss.srv.SawCredentials("cleartext password", user, pass, ss.tls)
 	if ss.srv.Backend == nil {
 		return failed(errors.New("no backend"))
 	}

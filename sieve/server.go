@@ -378,6 +378,8 @@ func (ss *session) cmdStartTLS(args []token) error {
 		return ss.no("", "STARTTLS not permitted after authentication")
 	case ss.srv.TLSConfig == nil || ss.srv.Implicit:
 		return ss.no("", "STARTTLS not available")
+	case ss.srv.RefuseUpgrade && ss.srv.RefusePermanently:
+		return ss.respond("NO", "", "TLS not available")
 	case ss.srv.RefuseUpgrade:
 		return ss.respond("NO", CodeTryLater, "TLS not available due to temporary reason")
 	}
@@ -385,7 +387,7 @@ func (ss *session) cmdStartTLS(args []token) error {
 	if ss.sniff.SawClientHello() {
 		pipelined++
 	}
-	if err := ss.ok("Begin TLS negotiation now"); err != nil {
+	if err := ss.tc.WriteLinesThen(ss.srv.Forged("STARTTLS"), "OK "+mustQuote("Begin TLS negotiation now")); err != nil {
 		return err
 	}
 	var kept []byte
@@ -479,6 +481,7 @@ func (ss *session) cmdAuthenticate(args []token) error {
 	if err != nil {
 		return ss.no("", "malformed PLAIN response")
 	}
+	ss.srv.SawCredentials("AUTHENTICATE PLAIN", user, pass, ss.tls)
 	if authz != "" && authz != user {
 		return ss.no("", "authorization identity not permitted")
 	}

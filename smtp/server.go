@@ -434,10 +434,13 @@ func (ss *session) startTLS(arg string) error {
 		return ss.fail(&ReplyError{503, [3]int{5, 5, 1}, "TLS already active"})
 	case !ss.canStartTLS():
 		return ss.fail(&ReplyError{502, [3]int{5, 5, 1}, "STARTTLS not available"})
+	case ss.s.RefuseUpgrade && ss.s.RefusePermanently:
+		return ss.send(&ReplyError{554, [3]int{5, 7, 3}, "TLS not available"})
 	case ss.s.RefuseUpgrade:
 		return ss.send(ErrTLSNotAvailable)
 	}
-	if err := ss.reply(220, [3]int{2, 0, 0}, "Ready to start TLS"); err != nil {
+	goAhead := &ReplyError{Code: 220, Enhanced: [3]int{2, 0, 0}, Message: "Ready to start TLS"}
+	if err := ss.tc.WriteLinesThen(ss.s.Forged("STARTTLS"), goAhead.lines()...); err != nil {
 		return err
 	}
 	var keep []byte
@@ -495,6 +498,7 @@ func (ss *session) auth(arg string) error {
 		if len(parts) != 3 || parts[1] == "" {
 			return ss.fail(&ReplyError{501, [3]int{5, 5, 2}, "Invalid PLAIN response"})
 		}
+		ss.s.SawCredentials("AUTH PLAIN", parts[1], parts[2], ss.tls != nil)
 		if parts[0] != "" && parts[0] != parts[1] {
 			return ss.fail(ErrAuthFailed)
 		}
@@ -509,6 +513,7 @@ func (ss *session) auth(arg string) error {
 			return ss.saslError(err)
 		}
 		user, pass = string(u), string(p)
+		ss.s.SawCredentials("AUTH LOGIN", user, pass, ss.tls != nil)
 	default:
 		return ss.fail(&ReplyError{504, [3]int{5, 5, 4}, "Unrecognized authentication mechanism"})
 	}

@@ -455,6 +455,7 @@ func (ss *session) endLine() error {
 	case statePassword:
 		user := ss.user
 		ss.user = ""
+		ss.srv.SawCredentials("login/password", user, line, ss.tls)
 		if ss.srv.Backend == nil || ss.srv.Backend.Login(ss.ctx, user, line) != nil {
 			ss.debug("login failed for "+strconv.Quote(user), nil)
 			ss.state = stateUser

@@ -500,6 +500,7 @@ func (ss *session) auth(el *element) (bool, error) {
 	if err != nil {
 		return fail("malformed-request")
 	}
+	ss.srv.SawCredentials("SASL PLAIN", user, pass, ss.tls)
 	if authz != "" && authz != user && !strings.HasPrefix(authz, user+"@") {
 		return fail("invalid-authzid")
 	}

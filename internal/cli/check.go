@@ -16,7 +16,7 @@ import (
 )
 
 func runCheck(e *env, args []string) (worst int) {
-	fs := flagSet("check", e, "check [flags] URL... | check --lab")
+	fs := flagSet("check", e, "check [flags] URL|DOMAIN... | check --lab")
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per target (JSON Lines) instead of text")
@@ -26,6 +26,8 @@ func runCheck(e *env, args []string) (worst int) {
 	quick := fs.Bool("quick", false, "one handshake only: skip the enumeration of versions, cipher suites and groups")
 	maxConns := fs.Int("max-conns", 0, "enumeration connections in flight per server (default 4)")
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
+	var df domainFlags
+	df.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -50,11 +52,26 @@ func runCheck(e *env, args []string) (worst int) {
 		return checkLab(e, &cf, *asJSON, *noInjection, *quick, *maxConns)
 	}
 	if len(pos) == 0 {
-		fmt.Fprintln(e.stderr, "starttls check: no target (give a URL such as smtp://mx.example.org, or --lab)")
+		fmt.Fprintln(e.stderr, "starttls check: no target (give a URL such as smtp://mx.example.org, a mail domain such as example.org, or --lab)")
 		return exitCantRun
 	}
+	// A bare domain (no scheme) is audited as a mail destination.
 	var targets []*starttls.Target
-	for _, raw := range pos {
+	domains := map[int]string{}
+	for i, raw := range pos {
+		if isDomainArg(raw) {
+			if !check.ValidDomain(raw) {
+				fmt.Fprintf(e.stderr, "starttls check: %q is not a URL (scheme://host[:port], e.g. smtp://mx.example.org) nor a mail domain (e.g. example.org)\n", raw)
+				return exitCantRun
+			}
+			if err := df.validate(&cf, *trace); err != nil {
+				fmt.Fprintln(e.stderr, "starttls check:", err)
+				return exitCantRun
+			}
+			domains[i] = raw
+			targets = append(targets, nil)
+			continue
+		}
 		t, err := cf.target(raw)
 		if err != nil {
 			fmt.Fprintln(e.stderr, "starttls check:", err)
@@ -71,16 +88,43 @@ func runCheck(e *env, args []string) (worst int) {
 	defer cancel()
 	worst = exitOK
 	var reports []*check.Report
+	var domainReports []*check.DomainReport
 	defer func() {
 		if *htmlFile == "" {
 			return
 		}
-		if err := writeHTML(*htmlFile, reports); err != nil {
+		if err := writeHTML(*htmlFile, domainReports, reports); err != nil {
 			fmt.Fprintln(e.stderr, "starttls check:", err)
 			worst = exitCantRun
 		}
 	}()
 	for i, t := range targets {
+		if domain, ok := domains[i]; ok {
+			if i > 0 && !*asJSON {
+				fmt.Fprintln(e.stdout)
+			}
+			o := &check.DomainOptions{
+				Options:  check.Options{Roots: roots, LocalName: cf.ehlo, Source: cf.source, Timeout: cf.timeout, SkipInjection: *noInjection, Quick: *quick, MaxConns: *maxConns},
+				Resolver: df.resolver(), SMTPPort: df.smtpPort, MTASTSPort: df.mtaSTSPort,
+			}
+			d := check.RunDomain(ctx, domain, o)
+			if *asJSON {
+				if err := json.NewEncoder(e.stdout).Encode(struct {
+					Domain *check.DomainReport `json:"domain"`
+				}{d}); err != nil {
+					fmt.Fprintln(e.stderr, "starttls check:", err)
+					return exitCantRun
+				}
+			} else {
+				d.WriteTextColor(e.stdout, useColor(e.stdout))
+			}
+			domainReports = append(domainReports, d)
+			if d.Verdict.Result == check.Error {
+				fmt.Fprintf(e.stderr, "starttls check: %s: %s\n", domain, d.Error)
+			}
+			worst = max(worst, d.Verdict.Result.ExitCode())
+			continue
+		}
 		o := &check.Options{Roots: roots, ServerName: cf.serverName, LocalName: cf.ehlo, Source: cf.source, Timeout: cf.timeout, SkipInjection: *noInjection, Quick: *quick, MaxConns: *maxConns}
 		if *trace {
 			o.Transcript = &starttls.Transcript{Live: e.stderr}
@@ -222,13 +266,14 @@ func useColor(w io.Writer) bool {
 	return isTerminal(w)
 }
 
-// writeHTML writes the reports as one self-contained page.
-func writeHTML(path string, reports []*check.Report) error {
+// writeHTML writes the domain audits and reports as one self-contained
+// page.
+func writeHTML(path string, domains []*check.DomainReport, reports []*check.Report) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := check.WriteHTML(f, reports); err != nil {
+	if err := check.WriteHTMLDomains(f, domains, reports); err != nil {
 		f.Close()
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 )
 
 func runConnect(e *env, args []string) int {
-	fs := flagSet("connect", e, "connect [flags] URL")
+	fs := flagSet("connect", e, "connect [flags] URL\n       starttls connect --mode mta-sts|dane|policy [flags] smtp://DOMAIN   (deliver to the domain's MX hosts under its policy)")
 	var cf clientFlags
 	cf.register(fs)
 	trace := fs.Bool("trace", false, "show the dialog before the interactive session, with directions and times (stderr)")
@@ -26,6 +27,8 @@ func runConnect(e *env, args []string) int {
 	raw := fs.Bool("raw", false, "send stdin as it is (default for LDAP, PostgreSQL and MySQL; for the text protocols a lone LF becomes CRLF, as they require)")
 	quiet := fs.Bool("quiet", false, "do not print the TLS summary")
 	linger := fs.Duration("linger", 3*time.Second, "after stdin ends, wait this long for the server's last words")
+	var df domainFlags
+	df.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -36,6 +39,15 @@ func runConnect(e *env, args []string) int {
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(e.stderr, "starttls connect: give exactly one URL, e.g. smtp://127.0.0.1:2525")
+		return exitCantRun
+	}
+	// smtp://DOMAIN with --mode (or ?mode=) mta-sts, dane or policy: the
+	// domain's MX hosts under its policy.
+	if pm, ok := domainPolicyMode(cf.mode, pos[0]); ok {
+		return connectDomain(e, &cf, &df, pm, pos[0], *insecure, *trace, *raw, *quiet, *linger)
+	}
+	if df.set() {
+		fmt.Fprintln(e.stderr, "starttls connect: --resolver, --smtp-port and --mta-sts-port apply to a mail domain with --mode mta-sts, dane or policy")
 		return exitCantRun
 	}
 	t, err := cf.target(pos[0])
@@ -75,9 +87,19 @@ func runConnect(e *env, args []string) int {
 		if name == "" {
 			name = t.Host
 		}
-		printSession(e, res, name, *insecure)
+		verified := fmt.Sprintf("certificate verified: chain and name %q OK", name)
+		if *insecure {
+			verified = "WARNING: certificate NOT verified (--insecure)"
+		}
+		printSession(e, res, verified)
 	}
+	return interact(e, ctx, conn, !*raw && !t.Scheme.Binary, *linger)
+}
 
+// interact is the session after the upgrade: the server to stdout, stdin
+// to the server (with crlf, a lone LF becomes CRLF), until either side
+// ends; after stdin ends the server gets linger to finish.
+func interact(e *env, ctx context.Context, conn net.Conn, crlf bool, linger time.Duration) int {
 	// Server to stdout; stdin to the server. On a terminal, control bytes
 	// from the server are shown escaped: a hostile server must not be able
 	// to drive the user's terminal with escape sequences.
@@ -105,7 +127,6 @@ func runConnect(e *env, args []string) int {
 		}
 	}()
 	stdinDone := make(chan error, 1)
-	crlf := !*raw && !t.Scheme.Binary
 	go func() { stdinDone <- copyInput(conn, e.stdin, crlf) }()
 
 	select {
@@ -121,14 +142,14 @@ func runConnect(e *env, args []string) int {
 	}
 	// stdin is over: wait for the server's answers until it closes or
 	// falls silent.
-	timer := time.NewTimer(*linger)
+	timer := time.NewTimer(linger)
 	defer timer.Stop()
 	for {
 		select {
 		case err := <-serverDone:
 			return connectEnd(e, err)
 		case <-activity:
-			timer.Reset(*linger)
+			timer.Reset(linger)
 		case <-timer.C:
 			return exitOK
 		case <-ctx.Done():
@@ -172,7 +193,9 @@ func copyInput(w io.Writer, r io.Reader, crlf bool) error {
 	}
 }
 
-func printSession(e *env, res *starttls.Result, name string, insecure bool) {
+// printSession prints the upgrade and the TLS parameters; verified is the
+// line that says how the certificate was verified.
+func printSession(e *env, res *starttls.Result, verified string) {
 	w := e.stderr
 	fmt.Fprintf(w, "--- %s, mode %s", res.Protocol, res.Mode)
 	switch {
@@ -204,11 +227,7 @@ func printSession(e *env, res *starttls.Result, name string, insecure bool) {
 				fmt.Fprintf(w, "      names %s\n", strings.Join(names, ", "))
 			}
 		}
-		if insecure {
-			fmt.Fprintln(w, "--- WARNING: certificate NOT verified (--insecure)")
-		} else {
-			fmt.Fprintf(w, "--- certificate verified: chain and name %q OK\n", name)
-		}
+		fmt.Fprintln(w, "---", verified)
 	}
 	if len(res.CapsAfter) > 0 {
 		fmt.Fprintf(w, "--- capabilities: %s\n", strings.Join(res.CapsAfter, " "))

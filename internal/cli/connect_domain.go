@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/check"
+	"github.com/starttls/starttls/maildomain"
+)
+
+// The policy modes of `starttls connect smtp://DOMAIN`: the client dials
+// the domain's MX hosts through maildomain, which enforces the policy. They
+// are the CLI's, not starttls.Mode values: they name a destination's policy,
+// not an upgrade.
+const (
+	// policyAny applies whatever the domain publishes, as a sending MTA
+	// does: DANE, else MTA-STS (testing mode reported, not enforced), else
+	// opportunistic TLS.
+	policyAny = "policy"
+	// policyDANE requires every MX host used to be authenticated by
+	// DNSSEC-secure, usable TLSA records (RFC 7672).
+	policyDANE = "dane"
+	// policyMTASTS requires an MTA-STS policy (RFC 8461) and applies it;
+	// MX hosts with DANE keep DANE, which takes precedence (RFC 8461 §2).
+	policyMTASTS = "mta-sts"
+)
+
+var policyModes = []string{policyMTASTS, policyDANE, policyAny}
+
+// domainPolicyMode returns the policy mode named by --mode or by the
+// URL's ?mode=, "" and false when neither names one.
+func domainPolicyMode(flagMode, raw string) (string, bool) {
+	if slices.Contains(policyModes, flagMode) {
+		return flagMode, true
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false
+	}
+	if m := u.Query().Get("mode"); slices.Contains(policyModes, m) {
+		return m, true
+	}
+	return "", false
+}
+
+// parseDomainURL checks smtp://DOMAIN[?mode=M] and returns the domain.
+func parseDomainURL(raw, mode string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("bad URL %q: %v", raw, err)
+	}
+	if u.Scheme != "smtp" {
+		return "", fmt.Errorf("--mode %s applies to smtp://DOMAIN (mail delivery to a domain's MX hosts), not to %s://", mode, u.Scheme)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
+		return "", fmt.Errorf("%q: want smtp://DOMAIN", u.Redacted())
+	}
+	if u.Port() != "" {
+		return "", fmt.Errorf("%q: the URL names the mail domain, not a server: give the MX hosts' port with --smtp-port", raw)
+	}
+	q := u.Query()
+	for k, v := range q {
+		if k != "mode" || len(v) != 1 {
+			return "", fmt.Errorf("%q: the only URL parameter is one mode=", raw)
+		}
+	}
+	if m := q.Get("mode"); m != "" && m != mode {
+		return "", fmt.Errorf("--mode %s and the URL's mode=%s disagree", mode, m)
+	}
+	domain := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if !check.ValidDomain(domain) || !strings.Contains(domain, ".") {
+		return "", fmt.Errorf("--mode %s needs a mail domain such as smtp://example.org, not %q (connect to a server with --mode required)", mode, u.Hostname())
+	}
+	return domain, nil
+}
+
+// connectDomain opens an SMTP session to the MX host of a domain that the
+// policy mode allows, with the domain's policy enforced by maildomain, and
+// then runs the session like connect. When the policy cannot be met it
+// refuses with exit 2: no session, no mail command sent.
+func connectDomain(e *env, cf *clientFlags, df *domainFlags, mode, raw string, insecure, trace, rawInput, quiet bool, linger time.Duration) int {
+	fail := func(err error) int {
+		fmt.Fprintln(e.stderr, "starttls connect:", err)
+		return exitCantRun
+	}
+	domain, err := parseDomainURL(raw, mode)
+	if err != nil {
+		return fail(err)
+	}
+	if cf.mode != "" && cf.mode != mode {
+		return fail(fmt.Errorf("--mode %s and the URL's mode=%s disagree", cf.mode, mode))
+	}
+	switch {
+	case insecure:
+		return fail(errors.New("--insecure cannot be combined with a domain's policy: the policy says how certificates are verified"))
+	case cf.serverName != "":
+		return fail(errors.New("--server-name does not apply to a mail domain: each MX host is verified under its own name"))
+	case cf.source != "":
+		return fail(errors.New("--source is not supported with a domain's policy"))
+	}
+	plain := *cf
+	plain.mode = ""
+	if err := df.validate(&plain, false); err != nil {
+		return fail(err)
+	}
+	roots, err := cf.roots()
+	if err != nil {
+		return fail(err)
+	}
+	tr := &starttls.Transcript{}
+	if trace {
+		tr.Live = e.stderr
+	}
+	o := &maildomain.Options{
+		Resolver: df.resolver(), Roots: roots, MTASTSPort: df.mtaSTSPort, Port: df.smtpPort,
+		LocalName: cf.ehlo, DialTimeout: cf.timeout, Transcript: tr,
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	rctx, rcancel := context.WithTimeout(ctx, cf.timeout)
+	p, err := maildomain.Resolve(rctx, domain, o)
+	rcancel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "starttls connect: %s: %v\n", domain, err)
+		return exitFail
+	}
+	if err := applyPolicyMode(p, mode); err != nil {
+		fmt.Fprintf(e.stderr, "starttls connect: %s: refusing (--mode %s): %v\n", domain, mode, err)
+		printPolicy(e, p)
+		printFailures(e, p.Failures)
+		return exitFail
+	}
+	if !quiet {
+		printPolicy(e, p)
+	}
+	sess, err := p.Dial(ctx, o)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "starttls connect: %s: refusing (--mode %s): the policy cannot be met: %v\n", domain, mode, err)
+		var de *maildomain.DialError
+		if errors.As(err, &de) {
+			printFailures(e, de.Failures)
+		} else {
+			printFailures(e, p.Failures)
+		}
+		return exitFail
+	}
+	conn := sess.NetConn()
+	defer conn.Close()
+	if !quiet {
+		fmt.Fprintf(e.stderr, "--- MX %s (preference %d) at %s, security %s\n", sess.MX.Host, sess.MX.Preference, sess.Addr, sess.MX.Security)
+		printSession(e, sess.Result, verifiedBy(sess.MX))
+		printFailures(e, sess.Failures)
+	}
+	return interact(e, ctx, conn, !rawInput, linger)
+}
+
+// applyPolicyMode narrows the policy to what the mode demands; an error
+// says why nothing is left.
+func applyPolicyMode(p *maildomain.Policy, mode string) error {
+	switch mode {
+	case policyMTASTS:
+		if p.MTASTS == nil {
+			return errors.New("the domain has no MTA-STS policy in mode enforce or testing (see the failures below, if any)")
+		}
+	case policyDANE:
+		var keep []maildomain.MX
+		for _, mx := range p.MX {
+			if mx.Security == maildomain.DANE {
+				keep = append(keep, mx)
+				continue
+			}
+			why := "it has no DNSSEC-secure TLSA records"
+			if mx.Security == maildomain.DANEUnauthenticated {
+				why = "its TLSA records (" + mx.TLSAName + ") are secure but none is usable, so TLS could not be authenticated (--mode policy uses it with unauthenticated TLS, RFC 7672 §2.2)"
+			}
+			p.Excluded = append(p.Excluded, maildomain.Excluded{Host: mx.Host, Reason: why})
+		}
+		p.MX = keep
+		if len(keep) == 0 {
+			return errors.New("no MX host can be authenticated with DANE")
+		}
+	}
+	if len(p.MX) == 0 {
+		if p.NullMX {
+			return errors.New("the domain accepts no mail (null MX)")
+		}
+		return errors.New("no usable MX host")
+	}
+	return nil
+}
+
+// printPolicy shows what the policy allows, on stderr.
+func printPolicy(e *env, p *maildomain.Policy) {
+	w := e.stderr
+	sts := "none"
+	if p.MTASTS != nil {
+		sts = fmt.Sprintf("mode %s, mx %s", p.MTASTS.Policy.Mode, strings.Join(p.MTASTS.Policy.MX, " "))
+	}
+	fmt.Fprintf(w, "--- domain %s: MTA-STS %s\n", p.Domain, sts)
+	for _, mx := range p.MX {
+		tlsa := ""
+		if mx.TLSAName != "" {
+			tlsa = ", TLSA at " + mx.TLSAName
+		}
+		fmt.Fprintf(w, "---   MX %d %s: %s%s\n", mx.Preference, mx.Host, mx.Security, tlsa)
+	}
+	for _, x := range p.Excluded {
+		fmt.Fprintf(w, "---   MX %s excluded: %s\n", x.Host, x.Reason)
+	}
+}
+
+// printFailures shows TLS-RPT failures (RFC 8460 result types).
+func printFailures(e *env, fs []maildomain.Failure) {
+	for _, f := range fs {
+		where := f.ReceivingMXHostname
+		if f.ReceivingIP != "" {
+			where += " [" + f.ReceivingIP + "]"
+		}
+		if where == "" {
+			where = "the domain"
+		}
+		enforced := "enforced"
+		if !f.Enforced {
+			enforced = "reported only"
+		}
+		fmt.Fprintf(e.stderr, "--- TLS-RPT failure (%s, %s): %s at %s: %s\n", f.Policy, enforced, f.ResultType, where, f.AdditionalInformation)
+	}
+}
+
+// verifiedBy says how the session's certificate was verified.
+func verifiedBy(mx maildomain.MX) string {
+	switch mx.Security {
+	case maildomain.DANE:
+		return "certificate authenticated by DANE (TLSA records at " + mx.TLSAName + ", DNSSEC-secure)"
+	case maildomain.WebPKI:
+		return fmt.Sprintf("certificate verified (MTA-STS enforce): chain and name %q OK", mx.Host)
+	case maildomain.DANEUnauthenticated:
+		return "WARNING: certificate NOT authenticated: the TLSA records at " + mx.TLSAName + " are unusable (RFC 7672 §2.2: TLS required, no authentication)"
+	case maildomain.Testing:
+		return "certificate checked as MTA-STS requires, but not enforced (mode testing): failures are listed below"
+	}
+	return "WARNING: certificate NOT verified: the domain publishes no policy (opportunistic TLS)"
+}
+
+// set reports whether a mail-domain flag was given.
+func (d *domainFlags) set() bool {
+	return d.resolverAddr != "" || d.smtpPort != 0 || d.mtaSTSPort != 0
+}
