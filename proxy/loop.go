@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -88,8 +87,7 @@ func temporary(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ECONNABORTED)
+	return acceptRetryable(err)
 }
 
 func (t *tracker) track(c net.Conn) bool {

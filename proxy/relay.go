@@ -218,20 +218,6 @@ type sock struct {
 	nonblock atomic.Bool
 }
 
-// newSock wraps c when it is a TCP connection; otherwise it returns c, and
-// the relay reads it with blocking reads.
-func newSock(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return c
-	}
-	return &sock{TCPConn: tc, rc: rc}
-}
-
 // errWouldBlock is a non-blocking read that found nothing.
 var errWouldBlock error = wouldBlock{}
 
@@ -240,34 +226,6 @@ type wouldBlock struct{}
 func (wouldBlock) Error() string   { return "proxy: read would block" }
 func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
-
-// Read reads like net.TCPConn's, or without waiting once nonblock is set.
-func (s *sock) Read(p []byte) (int, error) {
-	if !s.nonblock.Load() {
-		return s.TCPConn.Read(p)
-	}
-	var n int
-	var errno error
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = syscall.Read(int(fd), p)
-			if errno != syscall.EINTR {
-				return true
-			}
-		}
-	})
-	switch {
-	case err != nil: // deadline, closed
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
-	case errno == syscall.EAGAIN:
-		return 0, errWouldBlock
-	case errno != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
 
 // sockOf finds the sock under c (through TLS and the protocol servers'
 // sniffer), or nil.
@@ -304,17 +262,6 @@ func closeWrite(c net.Conn) {
 			return
 		}
 	}
-}
-
-// waitReadable blocks until rc has data (or EOF or an error) to read,
-// honouring the read deadline, without consuming anything.
-func waitReadable(rc syscall.RawConn) error {
-	var b [1]byte
-	err := rc.Read(func(fd uintptr) bool {
-		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return e != syscall.EAGAIN && e != syscall.EINTR
-	})
-	return err
 }
 
 func isTimeout(err error) bool {

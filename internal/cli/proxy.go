@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/starttls/starttls/proxy"
@@ -157,8 +156,10 @@ func runProxyFile(e *env, f *config.File) int {
 		}
 	}
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if reloadSignal != nil { // Notify without a signal would relay them all
+		signal.Notify(hup, reloadSignal)
+		defer signal.Stop(hup)
+	}
 	go func() {
 		for {
 			select {
