@@ -20,12 +20,14 @@
 //     required or implicit, verifies the certificate, shows the client the
 //     upstream's greeting and relays. A failed upgrade closes the client
 //     with the protocol's "service unavailable" reply, never a plaintext
-//     relay.
+//     relay. For SMTP the upstream may be a mail domain (UpstreamDomain):
+//     each client goes to one of its MX hosts under the domain's MTA-STS
+//     and DANE policy (package maildomain), with TLS always.
 //
 // The relay holds no buffer for an idle connection: it reads without
 // blocking into a 16 KiB buffer borrowed from a pool and waits for the
-// socket without it; an idle connection keeps one goroutine (the other
-// direction is parked in an epoll instance).
+// socket without it; on Linux an idle connection keeps one goroutine (the
+// other direction is parked in an epoll instance), elsewhere two.
 // Half-closes are propagated (close_notify and FIN), every phase has a
 // deadline and every pre-TLS line a limit.
 package proxy
@@ -44,6 +46,7 @@ import (
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dial"
 	"github.com/starttls/starttls/internal/textline"
+	"github.com/starttls/starttls/maildomain"
 )
 
 // Defaults for the zero values of Listener's limits.
@@ -71,8 +74,24 @@ type Listener struct {
 	// Backend is the plaintext server behind a server-side listener.
 	Backend string
 	// Upstream is the TLS server behind a client-side listener; set
-	// exactly one of Backend and Upstream.
+	// exactly one of Backend, Upstream and UpstreamDomain.
 	Upstream string
+	// UpstreamDomain makes a client-side SMTP listener deliver to a mail
+	// domain: for each client the proxy finds the domain's MX hosts and
+	// their MTA-STS and DANE policy (package maildomain) and connects one
+	// that meets the policy as DomainMode demands, always with TLS; the
+	// client is greeted with that host's greeting, or gets 421 when no
+	// host qualifies.
+	UpstreamDomain string
+	// DomainMode is required with UpstreamDomain (and applies only there).
+	DomainMode DomainMode
+	// DomainOptions configure UpstreamDomain's lookups and sessions
+	// (resolver, roots, MTA-STS port, SMTP port, EHLO name); nil means
+	// maildomain's defaults. It is copied. Without an MTASTS cache the
+	// Server keeps one, so that a policy is fetched once per max_age,
+	// not at every connection; an empty LocalName means Hostname and a
+	// zero DialTimeout the listener's.
+	DomainOptions *maildomain.Options
 	// Mode is the client side's security mode: starttls.ModeRequired (the
 	// zero value ModeAuto means that) or starttls.ModeImplicit.
 	Mode starttls.Mode
@@ -86,7 +105,9 @@ type Listener struct {
 	// GetCertificate (Certificates.Config does both: SNI and reload). It is
 	// cloned, and session tickets stay on.
 	TLS *tls.Config
-	// Hostname is the name in the pre-TLS greeting; empty means "localhost".
+	// Hostname is the name in the pre-TLS greeting (with UpstreamDomain:
+	// the EHLO name given to the MX hosts); empty means "localhost"
+	// (starttls.LocalName() for EHLO).
 	Hostname string
 	// RequireTLS refuses everything but the upgrade before TLS. The
 	// protocol servers' Handshake already does so (there is no plaintext
@@ -154,8 +175,8 @@ func (l *Listener) dialTimeout() time.Duration {
 }
 
 // clientSide reports whether the listener is a plaintext listener in front
-// of a TLS upstream.
-func (l *Listener) clientSide() bool { return l.Upstream != "" }
+// of a TLS upstream (a server or a mail domain).
+func (l *Listener) clientSide() bool { return l.Upstream != "" || l.UpstreamDomain != "" }
 
 // Check validates the listener: addresses, the protocol and whether its
 // dialog can be proxied on this side, certificates, modes and limits. A
@@ -172,11 +193,19 @@ func (l *Listener) check() error {
 	if _, _, err := net.SplitHostPort(l.Listen); err != nil {
 		return fmt.Errorf("listen address %q: %v", l.Listen, err)
 	}
+	n := 0
+	for _, a := range []string{l.Backend, l.Upstream, l.UpstreamDomain} {
+		if a != "" {
+			n++
+		}
+	}
 	switch {
-	case l.Backend == "" && l.Upstream == "":
-		return errors.New("set a backend (server side: TLS in front of a plaintext server) or an upstream (client side)")
-	case l.Backend != "" && l.Upstream != "":
-		return errors.New("set a backend or an upstream, not both")
+	case n == 0:
+		return errors.New("set a backend (server side: TLS in front of a plaintext server), an upstream or an upstream_domain (client side)")
+	case n > 1:
+		return errors.New("set one of backend, upstream and upstream_domain")
+	case !l.domainSide() && (l.DomainMode != "" || l.DomainOptions != nil):
+		return errors.New("a policy mode (dane, mta-sts, policy) and the mail-domain options apply to upstream_domain only")
 	}
 	for _, a := range []string{l.Backend, l.Upstream} {
 		if a == "" {
@@ -198,7 +227,10 @@ func (l *Listener) check() error {
 	if l.MaxConns < 0 || l.RatePerIP < 0 || l.RateBurst < 0 || l.MaxLineLength < 0 {
 		return errors.New("limits must not be negative")
 	}
-	if l.clientSide() {
+	switch {
+	case l.domainSide():
+		return l.checkDomain()
+	case l.clientSide():
 		return l.checkClient()
 	}
 	return l.checkServer()
@@ -267,6 +299,8 @@ type Server struct {
 	labels  string
 	limit   *limiter
 
+	domain *maildomain.Options // UpstreamDomain's, shared by its connections
+
 	loop tracker
 	mu   sync.Mutex
 	n    int // connections now
@@ -291,6 +325,10 @@ func New(cfg Listener, log *slog.Logger, m *Metrics) (*Server, error) {
 	}
 	if cfg.Protocol != "tcp" {
 		s.gw, _ = dial.Gateways(cfg.Protocol)
+	}
+	if cfg.domainSide() {
+		s.domain = cfg.domainOptions()
+		return s, nil
 	}
 	if cfg.clientSide() {
 		if s.gw != nil {
@@ -414,9 +452,12 @@ func (s *Server) setup(conn net.Conn) (client, backend net.Conn, src net.Addr, e
 		s.metrics.refused(s.labels, "rate")
 		return nil, nil, src, errors.New("proxy: refused: per-IP rate")
 	}
-	if s.cfg.clientSide() {
+	switch {
+	case s.cfg.domainSide():
+		client, backend, err = s.setupDomainSide(ctx, stop, client, src)
+	case s.cfg.clientSide():
 		client, backend, err = s.setupClientSide(ctx, stop, client, src, dst)
-	} else {
+	default:
 		client, backend, err = s.setupServerSide(ctx, stop, client, src, dst)
 	}
 	return client, backend, src, err
