@@ -17,7 +17,7 @@ import (
 	"github.com/starttls/starttls/proxy/config"
 )
 
-const proxyUsage = `proxy --listen ADDR --protocol P (--backend ADDR --cert F --key F [--implicit] | --upstream HOST:PORT [--mode required|implicit] [--ca F]) | --config FILE [--check]`
+const proxyUsage = `proxy --listen ADDR --protocol P (--backend ADDR --cert F --key F [--implicit] | --upstream HOST:PORT [--mode required|implicit] [--ca F] | --upstream-domain DOMAIN --mode dane|mta-sts|policy [--resolver ADDR]) | --config FILE [--check]`
 
 func runProxy(e *env, args []string) int {
 	fs := flagSet("proxy", e, proxyUsage)
@@ -32,8 +32,12 @@ func runProxy(e *env, args []string) int {
 	fs.StringVar(&l.Key, "key", "", "private key PEM `file` (server side)")
 	fs.StringVar(&l.Hostname, "hostname", "", "`name` in the pre-TLS greeting (default localhost)")
 	fs.StringVar(&l.Upstream, "upstream", "", "TLS upstream `HOST:PORT` (client side: plaintext listener)")
-	fs.StringVar(&l.Mode, "mode", "", "client side `mode`: required (STARTTLS, the default) or implicit")
-	fs.StringVar(&l.CA, "ca", "", "trust only the CA certificates in this PEM `file` for the upstream (default: system roots)")
+	fs.StringVar(&l.UpstreamDomain, "upstream-domain", "", "mail `domain` (client side, smtp): deliver to its MX hosts under its MTA-STS/DANE policy, TLS always")
+	fs.StringVar(&l.Mode, "mode", "", "client side `mode`: required (STARTTLS, the default) or implicit; with --upstream-domain dane, mta-sts or policy")
+	fs.StringVar(&l.Resolver, "resolver", "", "--upstream-domain: validating resolver `HOST:PORT` for every lookup (default: first nameserver of /etc/resolv.conf); its AD bit is trusted, so use one on loopback")
+	fs.IntVar(&l.SMTPPort, "smtp-port", 0, "--upstream-domain: `port` of the MX hosts (default 25)")
+	fs.IntVar(&l.MTASTSPort, "mta-sts-port", 0, "--upstream-domain: HTTPS `port` of the MTA-STS policy host (default 443; for test labs)")
+	fs.StringVar(&l.CA, "ca", "", "trust only the CA certificates in this PEM `file` for the upstream (with --upstream-domain: for MTA-STS) (default: system roots)")
 	fs.StringVar(&l.ServerName, "server-name", "", "`name` verified in the upstream's certificate (default: its host)")
 	fs.BoolVar(&l.AcceptProxy, "accept-proxy", false, "expect a PROXY protocol v1/v2 header from a load balancer")
 	fs.IntVar(&l.SendProxy, "send-proxy", 0, "send a PROXY protocol header of this `version` (1 or 2) to the backend")
@@ -55,7 +59,7 @@ func runProxy(e *env, args []string) int {
 	}
 	var f *config.File
 	if *cfgPath != "" {
-		if l.Listen != "" || l.Protocol != "" || l.Backend != "" || l.Upstream != "" {
+		if l.Listen != "" || l.Protocol != "" || l.Backend != "" || l.Upstream != "" || l.UpstreamDomain != "" {
 			fmt.Fprintln(e.stderr, "starttls proxy: --config and listener flags do not mix; put the listener in the file")
 			return exitCantRun
 		}

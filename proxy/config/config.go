@@ -11,14 +11,18 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/starttls/starttls"
+	"github.com/starttls/starttls/maildomain"
 	"github.com/starttls/starttls/proxy"
+	"github.com/starttls/starttls/resolver"
 )
 
 // Duration is a Go duration string in the file: "10s", "5m".
@@ -62,6 +66,7 @@ type Listener struct {
 	Implicit         bool     `toml:"implicit"`
 	Backend          string   `toml:"backend"`
 	Upstream         string   `toml:"upstream"`
+	UpstreamDomain   string   `toml:"upstream_domain"`
 	Mode             string   `toml:"mode"`
 	CA               string   `toml:"ca"`
 	ServerName       string   `toml:"server_name"`
@@ -76,6 +81,13 @@ type Listener struct {
 	IdleTimeout      Duration `toml:"idle_timeout"`
 	DialTimeout      Duration `toml:"dial_timeout"`
 	MaxLineLength    int      `toml:"max_line_length"`
+	// Resolver, SMTPPort and MTASTSPort configure upstream_domain: the
+	// validating resolver (HOST:PORT; default the first nameserver of
+	// /etc/resolv.conf), the MX hosts' port (default 25) and the MTA-STS
+	// policy host's HTTPS port (default 443).
+	Resolver   string `toml:"resolver"`
+	SMTPPort   int    `toml:"smtp_port"`
+	MTASTSPort int    `toml:"mta_sts_port"`
 	// Cert and Key are the default certificate; Certs adds more, chosen by
 	// SNI.
 	Cert  string    `toml:"cert"`
@@ -197,7 +209,14 @@ func (l *Listener) build() (proxy.Listener, *proxy.Certificates, error) {
 	if l.Protocol == "" {
 		return pl, nil, fmt.Errorf("%s: protocol is missing (\"tcp\", \"smtp\", \"imap\", …)", where)
 	}
-	if l.Mode != "" {
+	if l.UpstreamDomain != "" {
+		if err := l.domain(&pl); err != nil {
+			return pl, nil, fmt.Errorf("%s: %w", where, err)
+		}
+	} else if l.Resolver != "" || l.SMTPPort != 0 || l.MTASTSPort != 0 {
+		return pl, nil, fmt.Errorf("%s: resolver, smtp_port and mta_sts_port apply to upstream_domain only", where)
+	}
+	if l.Mode != "" && l.UpstreamDomain == "" {
 		m, err := starttls.ParseMode(l.Mode)
 		if err != nil {
 			return pl, nil, fmt.Errorf("%s: %w", where, err)
@@ -213,7 +232,11 @@ func (l *Listener) build() (proxy.Listener, *proxy.Certificates, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return pl, nil, fmt.Errorf("%s: ca %s: no PEM certificate", where, l.CA)
 		}
-		pl.ClientTLS = &tls.Config{RootCAs: pool}
+		if pl.DomainOptions != nil {
+			pl.DomainOptions.Roots = pool // MTA-STS: MX hosts and policy host
+		} else {
+			pl.ClientTLS = &tls.Config{RootCAs: pool}
+		}
 	}
 	var pairs []proxy.KeyPair
 	if l.Cert != "" || l.Key != "" {
@@ -243,6 +266,31 @@ func (l *Listener) build() (proxy.Listener, *proxy.Certificates, error) {
 		return pl, nil, err
 	}
 	return pl, store, nil
+}
+
+// domain fills the mail-domain settings of pl: mode is a policy mode
+// there (dane, mta-sts, policy), not a STARTTLS mode.
+func (l *Listener) domain(pl *proxy.Listener) error {
+	pl.UpstreamDomain = l.UpstreamDomain
+	pl.DomainMode = proxy.DomainMode(l.Mode)
+	o := &maildomain.Options{Port: l.SMTPPort, MTASTSPort: l.MTASTSPort}
+	if l.Resolver != "" {
+		host, port, err := net.SplitHostPort(l.Resolver)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("resolver %q: want HOST:PORT, e.g. 127.0.0.1:53", l.Resolver)
+		}
+		o.Resolver = &resolver.Resolver{Addr: l.Resolver}
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"smtp_port", l.SMTPPort}, {"mta_sts_port", l.MTASTSPort}} {
+		if p.v < 0 || p.v > 65535 {
+			return fmt.Errorf("%s = %d: not a port", p.name, p.v)
+		}
+	}
+	pl.DomainOptions = o
+	return nil
 }
 
 // Check validates a File built in code (the command line's flags) as Parse

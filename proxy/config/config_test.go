@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/starttls/starttls/internal/certs"
+	"github.com/starttls/starttls/proxy"
 )
 
 // pemPair writes a test certificate and key and returns their paths.
@@ -68,6 +69,31 @@ mode = "required"
 	if err != nil || store == nil || pl.IdleTimeout.Minutes() != 10 || pl.SendProxy != 2 {
 		t.Fatalf("Build = %+v, %v, %v", pl, store, err)
 	}
+	// A mail domain: mode is a policy mode there, ca the MTA-STS roots.
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	certPEM, _ := os.ReadFile(cf)
+	os.WriteFile(caFile, certPEM, 0o644)
+	f, err = Parse("proxy.toml", `[[listener]]
+listen = "127.0.0.1:2527"
+protocol = "smtp"
+upstream_domain = "example.org"
+mode = "mta-sts"
+resolver = "127.0.0.1:5353"
+smtp_port = 2525
+mta_sts_port = 8443
+ca = "`+caFile+`"
+hostname = "relay.example.net"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _, err = f.Listeners[0].Build()
+	if err != nil || pl.UpstreamDomain != "example.org" || pl.DomainMode != proxy.DomainMTASTS || pl.ClientTLS != nil {
+		t.Fatalf("Build = %+v, %v", pl, err)
+	}
+	if o := pl.DomainOptions; o == nil || o.Resolver.Addr != "127.0.0.1:5353" || o.Port != 2525 || o.MTASTSPort != 8443 || o.Roots == nil {
+		t.Fatalf("DomainOptions = %+v", o)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -83,7 +109,13 @@ func TestParseErrors(t *testing.T) {
 		{"mysql starttls", good + "[[listener]]\nlisten = \"127.0.0.1:3\"\nprotocol = \"mysql\"\nbackend = \"127.0.0.1:4\"\ncert = \"" + cf + "\"\nkey = \"" + kf + "\"\n", "proxy.toml:8: listener \"127.0.0.1:3\": proxy: not supported: STARTTLS in front of a mysql backend"},
 		{"missing key file", strings.Replace(good, kf, "/nonexistent.pem", 1), "no such file"},
 		{"no certificate", strings.Replace(strings.Replace(good, "cert = \""+cf+"\"\n", "", 1), "key = \""+kf+"\"\n", "", 1), "needs a certificate and key"},
-		{"both sides", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream = \"x:25\"\nbackend = \"y:25\"\n", "not both"},
+		{"both sides", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream = \"x:25\"\nbackend = \"y:25\"\n", "one of backend, upstream and upstream_domain"},
+		{"domain imap", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"imap\"\nupstream_domain = \"example.org\"\nmode = \"dane\"\n", "needs protocol smtp"},
+		{"domain starttls mode", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream_domain = \"example.org\"\nmode = \"required\"\n", "want dane, mta-sts or policy"},
+		{"domain no mode", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream_domain = \"example.org\"\n", "needs mode dane, mta-sts or policy"},
+		{"domain resolver", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream_domain = \"example.org\"\nmode = \"dane\"\nresolver = \"127.0.0.1\"\n", "want HOST:PORT"},
+		{"domain port", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream_domain = \"example.org\"\nmode = \"dane\"\nsmtp_port = 70000\n", "smtp_port = 70000"},
+		{"resolver without domain", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream = \"x:25\"\nresolver = \"127.0.0.1:53\"\n", "apply to upstream_domain only"},
 		{"opportunistic upstream", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"smtp\"\nupstream = \"x:25\"\nmode = \"opportunistic\"\n", "never plaintext or opportunistic"},
 		{"require_tls false", good + "require_tls = false\n", "require_tls = false is not supported"},
 		{"send_proxy 3", good + "send_proxy = 3\n", "send_proxy = 3"},
