@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +245,83 @@ func TestUpstreamDomainCheck(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestUpstreamDomainMTASTS: under mode mta-sts the policy is fetched once
+// for the listener and cached for its max_age (the second client causes
+// no fetch), an MX host with a valid certificate is used and one whose
+// certificate does not match its name gets no mail: 421.
+func TestUpstreamDomainMTASTS(t *testing.T) {
+	ca, err := certs.NewCA("proxy mta-sts CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mxCert, err := ca.Issue(certs.Leaf{Names: []string{"mx.sts.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCert, err := ca.Issue(certs.Leaf{Names: []string{"mta-sts.sts.test", "mta-sts.stsbad.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx := startMX(t, &mxCert)
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	web := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := strings.Split(r.Host, ":")[0]
+		mu.Lock()
+		fetches[host]++
+		mu.Unlock()
+		// stsbad.test's MX host is served with mx.sts.test's certificate.
+		fmt.Fprintf(w, "version: STSv1\nmode: enforce\nmx: mx.%s\nmax_age: 86400\n", strings.TrimPrefix(host, "mta-sts."))
+	}))
+	web.TLS = &tls.Config{Certificates: []tls.Certificate{webCert}}
+	web.StartTLS()
+	t.Cleanup(web.Close)
+	dns := dnstest.Start(t)
+	for _, d := range []string{"sts.test", "stsbad.test"} {
+		dns.Add(t, d+". 60 IN MX 10 mx."+d+".", "mx."+d+". 60 IN A 127.0.0.1",
+			"mta-sts."+d+". 60 IN A 127.0.0.1", `_mta-sts.`+d+`. 60 IN TXT "v=STSv1; id=1"`)
+	}
+	for _, tc := range []struct {
+		domain, greeting, reason string
+	}{
+		{"sts.test", "220 mx.test", ""},
+		{"stsbad.test", "421 ", "certificate"},
+	} {
+		m := NewMetrics()
+		addr, s := startProxy(t, Listener{
+			Protocol: "smtp", UpstreamDomain: tc.domain, DomainMode: DomainMTASTS,
+			DomainOptions: &maildomain.Options{
+				Resolver: &resolver.Resolver{Addr: dns.Addr, Timeout: time.Second},
+				Roots:    ca.Pool(), Port: mx.port, MTASTSPort: web.Listener.Addr().(*net.TCPAddr).Port,
+			},
+		}, m)
+		for i := range 2 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if !strings.HasPrefix(line, tc.greeting) {
+				t.Fatalf("%s #%d: greeting %q, %v; want %q", tc.domain, i, line, err, tc.greeting)
+			}
+		}
+		mu.Lock()
+		n := fetches["mta-sts."+tc.domain]
+		mu.Unlock()
+		if n != 1 {
+			t.Errorf("%s: policy fetched %d times for two clients, want 1 (cached for max_age)", tc.domain, n)
+		}
+		if tc.reason != "" {
+			series := `starttls_proxy_handshake_failures_total{` + s.labels + `,reason="` + tc.reason + `"}`
+			waitFor(t, func() bool { return m.Get(series) == 2 })
+		}
+	}
+	if got, _ := mx.read(); strings.Contains(strings.ToUpper(got), "MAIL FROM") {
+		t.Errorf("the MX host was sent a mail command:\n%s", got)
 	}
 }
