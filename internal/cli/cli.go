@@ -46,6 +46,7 @@ func commands() []command {
 		{"connect", "connect to a server, upgrade, show the certificate, then an interactive session", runConnect},
 		{"check", "audit a server's STARTTLS or implicit TLS (or every lab endpoint with --lab)", runCheck},
 		{"lab", "run local correct and broken servers for every protocol", runLab},
+		{"proxy", "TLS gateway: STARTTLS or implicit TLS in front of plaintext servers, TLS required to upstreams", runProxy},
 		{"strip", "STRIPTLS attacker between a client under test and a server: a verdict per attack", runStrip},
 		{"version", "print the version", func(e *env, _ []string) int { fmt.Fprintln(e.stdout, "starttls", Version); return 0 }},
 	}
