@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Interop suite: the starttls library and binary against real servers
 # (Postfix and Dovecot here; Prosody, slapd, INN, vsftpd, InspIRCd,
-# Pigeonhole, PostgreSQL, MariaDB, telnetd-ssl and the audit's Postfix in
-# scripts/interop/modules/), and real clients (openssl s_client, curl,
-# swaks, Python, psql, mariadb, ldapsearch, …) against the starttls lab.
+# Pigeonhole, PostgreSQL, MariaDB, telnetd-ssl, the audit's Postfix,
+# unbound and knot for mail domains, and the proxy's plaintext Postfix and
+# Dovecot in scripts/interop/modules/), and real clients (openssl s_client,
+# curl, swaks, Python, psql, mariadb, ldapsearch, msmtp, fetchmail, mutt, …)
+# against the starttls lab, directly and through starttls proxy and strip.
 # Run by `make interop` and CI.
 #
 #   bash scripts/interop.sh        install, start, test, stop, print the matrix
@@ -69,7 +71,7 @@ while [ $# -gt 0 ]; do
 	--only) shift; ONLY=${1:-} ;;
 	--only=*) ONLY=${1#--only=} ;;
 	--) shift; GO_TEST_ARGS=("$@"); break ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "interop.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift

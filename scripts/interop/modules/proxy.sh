@@ -16,7 +16,7 @@ proxy_packages=(postfix dovecot-imapd swaks libnet-ssleay-perl curl python3)
 proxy_ports=("$PROXY_PORT_BASE" "$((PROXY_PORT_BASE + 1))")
 proxy_strays=(master dovecot)
 proxy_sections=(
-	"P. starttls proxy: real clients -> proxy -> real servers|TestProxyServerSide TestProxyClientSide"
+	"G. starttls proxy (gateway): real clients -> proxy -> real servers|TestProxyServerSide TestProxyClientSide"
 )
 
 proxy_start() {
