@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -142,11 +143,14 @@ type Report struct {
 	Summary     []Summary `json:"summary"`
 }
 
-// NewReport builds the report document.
+// NewReport builds the report document, its entries in the order the
+// connections began (they end, and are recorded, in any order).
 func NewReport(protocol, listen, upstream string, entries []Entry) *Report {
+	entries = slices.Clone(entries)
 	if entries == nil {
 		entries = []Entry{}
 	}
+	slices.SortStableFunc(entries, func(a, b Entry) int { return a.Start.Compare(b.Start) })
 	return &Report{Protocol: protocol, Listen: listen, Upstream: upstream, Connections: entries, Summary: Summarize(entries)}
 }
 
