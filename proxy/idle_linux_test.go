@@ -71,6 +71,12 @@ func TestIdleConnectionsNoLeak(t *testing.T) {
 	expect("ready")
 	open := `starttls_proxy_connections_open{` + s.labels + `}`
 	waitFor(t, func() bool { return m.Get(open) == float64(n) })
+	// A connection parks only once quiet for parkAfter: wait past that
+	// (bounded), until the backend-to-client directions have parked.
+	quietBy := time.Now().Add(parkAfter + 20*time.Second)
+	for runtime.NumGoroutine()-baseG > n+n/100 && time.Now().Before(quietBy) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	var ms runtime.MemStats
 	// A few collections, as a long-running proxy has: each one halves the
 	// stacks that grew during the TLS handshake and are idle now.

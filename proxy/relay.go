@@ -26,6 +26,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // past is a deadline that has expired: it wakes every blocked read.
 var past = time.Unix(1, 0)
 
+// parkAfter is how long a connection must have moved no byte either way
+// before its backend-to-client direction parks. Parking saves a goroutine
+// (memory) but every wake-up from the parker is a chain of goroutine
+// hand-offs: on a busy connection (an echo loop, a dialog) that doubled the
+// added latency. A connection quiet for a second is idle in practice (the
+// memory that matters is that of thousands of idle ones); one busy for a
+// second waits in Go's own poller, as it did before parking existed.
+const parkAfter = time.Second
+
 // relayStats receives the bytes moved in each direction.
 type relayStats struct {
 	up, down atomic.Int64 // client→backend, backend→client
@@ -40,7 +49,9 @@ type relayStats struct {
 // The caller's goroutine, whose stack grew during the TLS handshake, is
 // free to end; an idle connection is one small goroutine (the other
 // direction is parked, see parker).
-func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done func(error)) {
+//
+// It returns the relay's state, which only tests look at.
+func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done func(error)) *relayState {
 	r := &relayState{idle: idle, downFD: -1}
 	r.touch()
 	if sk := sockOf(backend); sk != nil {
@@ -106,6 +117,7 @@ func relay(client, backend net.Conn, idle time.Duration, st *relayStats, done fu
 	}
 	go up()
 	go down()
+	return r
 }
 
 type relayState struct {
@@ -115,6 +127,7 @@ type relayState struct {
 	idle    time.Duration
 	last    atomic.Int64 // unix nanoseconds of the last byte moved either way
 	aborted atomic.Bool  // one direction failed: the other stops too
+	parks   atomic.Int64 // times the down direction parked (for tests)
 }
 
 func (r *relayState) touch() { r.last.Store(time.Now().UnixNano()) }
@@ -124,9 +137,14 @@ func (r *relayState) idleFor(now time.Time) bool {
 	return r.idle > 0 && now.UnixNano()-r.last.Load() >= int64(r.idle)
 }
 
+// canPark reports whether the down direction may park at all.
+func (r *relayState) canPark() bool {
+	return r.pk != nil && r.downFD >= 0 && !r.noPark.Load()
+}
+
 // park hands the down direction to the parker; false means wait here.
 func (r *relayState) park(resume func()) bool {
-	if r.pk == nil || r.downFD < 0 || r.noPark.Load() {
+	if !r.canPark() {
 		return false
 	}
 	if !r.pk.park(r.downFD, resume) {
@@ -139,6 +157,7 @@ func (r *relayState) park(resume func()) bool {
 			return false
 		}
 	}
+	r.parks.Add(1)
 	return true
 }
 
@@ -149,9 +168,11 @@ var errIdle = errors.New("proxy: idle timeout")
 var errAborted = errors.New("proxy: relay aborted")
 
 // pipe copies src to dst until src ends (then it half-closes dst) or fails.
-// With resume set it may park instead of waiting for src: it then returns
-// parked, and resume runs on a new goroutine when src is readable (or when
-// the other direction takes it back).
+// With resume set it may park instead of waiting for src, once nothing has
+// moved either way for parkAfter: it then returns parked, and resume runs
+// on a new goroutine when src is readable (or when the other direction
+// takes it back). Until then it waits in Go's poller, with a read deadline
+// at the moment the connection becomes idle enough to park.
 func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64, resume func()) (parked bool, err error) {
 	sk := sockOf(src)
 	if sk != nil {
@@ -159,12 +180,22 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64, resume func())
 		// for more happens below, without a buffer.
 		sk.nonblock.Store(true)
 	}
-	var deadline time.Time
+	// The read deadline set on src is the earlier of idleAt (the idle
+	// timeout, pushed forward every quarter of it) and parkAt (when to
+	// look again whether to park; zero: no such wake-up pending).
+	var idleAt, parkAt, set time.Time
 	for {
 		now := time.Now()
-		if r.idle > 0 && deadline.Sub(now) < r.idle*3/4 {
-			deadline = now.Add(r.idle)
-			src.SetReadDeadline(deadline)
+		if r.idle > 0 && idleAt.Sub(now) < r.idle*3/4 {
+			idleAt = now.Add(r.idle)
+		}
+		want := idleAt
+		if !parkAt.IsZero() && (want.IsZero() || parkAt.Before(want)) {
+			want = parkAt
+		}
+		if !want.Equal(set) {
+			src.SetReadDeadline(want)
+			set = want
 		}
 		// After (re)arming: abort sets the flag before its past deadline.
 		if r.aborted.Load() {
@@ -185,8 +216,23 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64, resume func())
 		}
 		bufPool.Put(bp)
 		if errors.Is(err, errWouldBlock) {
-			if resume != nil && r.park(resume) {
-				return true, nil
+			if resume != nil && r.canPark() {
+				quietSince := time.Unix(0, r.last.Load())
+				if time.Since(quietSince) >= parkAfter {
+					if r.park(resume) {
+						return true, nil
+					}
+				} else if parkAt.IsZero() {
+					// Busy: wait here, and look again when it may
+					// have become idle. At most one deadline change
+					// per parkAfter on a busy connection.
+					parkAt = quietSince.Add(parkAfter)
+					src.SetReadDeadline(parkAt)
+					set = parkAt
+					if r.aborted.Load() {
+						return false, errAborted
+					}
+				}
 			}
 			// Wait without a buffer until the socket is readable.
 			err = waitReadable(sk.rc)
@@ -197,7 +243,13 @@ func (r *relayState) pipe(src, dst net.Conn, count *atomic.Int64, resume func())
 			if r.aborted.Load() || r.idleFor(time.Now()) {
 				return false, errIdle
 			}
-			deadline = time.Time{}
+			if !parkAt.IsZero() && !time.Now().Before(parkAt) {
+				// The wake-up to look at parking: the loop sets the
+				// idle deadline again (or none) and reads once more.
+				parkAt = time.Time{}
+			} else {
+				idleAt = time.Time{}
+			}
 		case errors.Is(err, io.EOF):
 			closeWrite(dst)
 			return false, nil
