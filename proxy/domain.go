@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -47,7 +46,7 @@ func (l *Listener) checkDomain() error {
 	if l.Protocol != "smtp" {
 		return fmt.Errorf("%w: upstream_domain delivers mail to a domain's MX hosts: it needs protocol smtp, not %q", ErrUnsupported, l.Protocol)
 	}
-	if !validDomain(l.UpstreamDomain) {
+	if !maildomain.ValidDomain(l.UpstreamDomain) {
 		return fmt.Errorf("upstream_domain %q: not a mail domain such as example.org", l.UpstreamDomain)
 	}
 	switch l.DomainMode {
@@ -73,28 +72,6 @@ func (l *Listener) checkDomain() error {
 		return errors.New("smtp_port and mta_sts_port must be ports")
 	}
 	return nil
-}
-
-// validDomain: a DNS name of at least two labels, not an address.
-func validDomain(s string) bool {
-	s = strings.ToLower(strings.TrimSuffix(s, "."))
-	if len(s) > 253 || !strings.Contains(s, ".") {
-		return false
-	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return false
-	}
-	for _, l := range strings.Split(s, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(l) {
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // domainOptions returns the options every connection of a domain

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/check"
 	"github.com/starttls/starttls/maildomain"
 )
 
@@ -61,7 +60,7 @@ func parseDomainURL(raw, mode string) (string, error) {
 		return "", fmt.Errorf("--mode %s and the URL's mode=%s disagree", mode, m)
 	}
 	domain := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if !check.ValidDomain(domain) || !strings.Contains(domain, ".") {
+	if !maildomain.ValidDomain(domain) {
 		return "", fmt.Errorf("--mode %s needs a mail domain such as smtp://example.org, not %q (connect to a server with --mode required)", mode, u.Hostname())
 	}
 	return domain, nil
