@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dane"
+	"github.com/starttls/starttls/maildomain"
 	"github.com/starttls/starttls/mtasts"
 	"github.com/starttls/starttls/resolver"
 	"github.com/starttls/starttls/tlsrpt"
@@ -240,7 +240,7 @@ func RunDomain(ctx context.Context, domain string, o *DomainOptions) *DomainRepo
 		d.Verdict.Summary = "could not check: " + msg
 		return d
 	}
-	if !ValidDomain(d.Name) {
+	if !maildomain.ValidDomain(d.Name) {
 		return fail(fmt.Sprintf("%q is not a domain name", domain))
 	}
 	r := o.Resolver
@@ -798,28 +798,4 @@ func mustScheme(name string) starttls.Scheme {
 		panic("check: no scheme " + name)
 	}
 	return s
-}
-
-// ValidDomain reports whether s is a domain name RunDomain accepts:
-// labels of letters, digits, hyphens and underscores (a trailing dot
-// allowed), not an IP address.
-func ValidDomain(s string) bool {
-	s = strings.ToLower(strings.TrimSuffix(s, "."))
-	if s == "" || len(s) > 253 || strings.Contains(s, "..") {
-		return false
-	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return false
-	}
-	for _, l := range strings.Split(s, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(l) {
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -3,7 +3,6 @@ package check
 import (
 	"fmt"
 	"io"
-	"strings"
 )
 
 // WriteText writes the domain report for people: the verdict, the MX hosts,
@@ -12,15 +11,8 @@ func (d *DomainReport) WriteText(w io.Writer) { d.WriteTextColor(w, false) }
 
 // WriteTextColor is WriteText with verdicts and severities in colour.
 func (d *DomainReport) WriteTextColor(w io.Writer, color bool) {
-	paint := func(c, s string) string {
-		if !color {
-			return s
-		}
-		return c + s + reset
-	}
-	verdictColor := map[Verdict]string{Pass: green, Warns: yellow, Fails: red, Error: red}
-	sevColor := map[Severity]string{Fail: red, Warn: yellow, Info: dim}
-	fmt.Fprintf(w, "%s  (mail domain)  %s\n", d.Name, paint(verdictColor[d.Verdict.Result], strings.ToUpper(verdictWord(d.Verdict.Result))))
+	p := painter(color)
+	fmt.Fprintf(w, "%s  (mail domain)  %s\n", d.Name, p.verdict(d.Verdict.Result))
 	row := func(k, v string) { fmt.Fprintf(w, "  %-10s %s\n", k, v) }
 	if d.Verdict.Result == Error {
 		row("Error", d.Error)
@@ -103,7 +95,7 @@ func (d *DomainReport) WriteTextColor(w io.Writer, color bool) {
 			if f.MX != "" && f.MX != d.Name {
 				detail = f.MX + ": " + detail
 			}
-			fmt.Fprintf(w, "    %s %-26s %s\n", paint(sevColor[f.Severity], fmt.Sprintf("%-4s", strings.ToUpper(string(f.Severity)))), f.ID, detail)
+			fmt.Fprintf(w, "    %s %-26s %s\n", p.severity(f.Severity), f.ID, detail)
 			if f.Fix != "" {
 				fmt.Fprintf(w, "         %-26s fix: %s\n", "", f.Fix)
 			}

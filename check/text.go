@@ -21,17 +21,36 @@ const (
 	reset  = "\x1b[0m"
 )
 
+// painter colours the verdict and severity words of a text report, or,
+// false, leaves them plain.
+type painter bool
+
+var (
+	verdictColor = map[Verdict]string{Pass: green, Warns: yellow, Fails: red, Error: red}
+	sevColor     = map[Severity]string{Fail: red, Warn: yellow, Info: dim}
+)
+
+func (p painter) paint(c, s string) string {
+	if !p {
+		return s
+	}
+	return c + s + reset
+}
+
+// verdict is the verdict's word in capitals.
+func (p painter) verdict(v Verdict) string {
+	return p.paint(verdictColor[v], strings.ToUpper(verdictWord(v)))
+}
+
+// severity is the severity's word in capitals, four columns wide.
+func (p painter) severity(s Severity) string {
+	return p.paint(sevColor[s], fmt.Sprintf("%-4s", strings.ToUpper(string(s))))
+}
+
 // WriteTextColor is WriteText with verdicts and severities in colour.
 func (r *Report) WriteTextColor(w io.Writer, color bool) {
-	paint := func(c, s string) string {
-		if !color {
-			return s
-		}
-		return c + s + reset
-	}
-	verdictColor := map[Verdict]string{Pass: green, Warns: yellow, Fails: red, Error: red}
-	sevColor := map[Severity]string{Fail: red, Warn: yellow, Info: dim}
-	fmt.Fprintf(w, "%s  (%s, mode %s)  %s\n", r.Target, r.Protocol, r.Mode, paint(verdictColor[r.Verdict], strings.ToUpper(verdictWord(r.Verdict))))
+	p := painter(color)
+	fmt.Fprintf(w, "%s  (%s, mode %s)  %s\n", r.Target, r.Protocol, r.Mode, p.verdict(r.Verdict))
 	row := func(k, v string) { fmt.Fprintf(w, "  %-10s %s\n", k, v) }
 	if r.Verdict == Error {
 		row("Error", r.Error)
@@ -118,7 +137,7 @@ func (r *Report) WriteTextColor(w io.Writer, color bool) {
 	}
 	fmt.Fprintf(w, "  Findings\n")
 	for _, f := range r.Findings {
-		fmt.Fprintf(w, "    %s %-26s %s\n", paint(sevColor[f.Severity], fmt.Sprintf("%-4s", strings.ToUpper(string(f.Severity)))), f.ID, f.Message)
+		fmt.Fprintf(w, "    %s %-26s %s\n", p.severity(f.Severity), f.ID, f.Message)
 		if f.Fix != "" {
 			fmt.Fprintf(w, "         %-26s fix: %s\n", "", f.Fix)
 		}

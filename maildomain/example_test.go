@@ -60,3 +60,30 @@ func ExampleSecurity() {
 	// dane-unauthenticated true
 	// dane true
 }
+
+// Narrow a resolved policy to the MX hosts DANE authenticates; the others
+// are excluded with the reason.
+func ExamplePolicy_Require() {
+	p := &maildomain.Policy{Domain: "example.org", MX: []maildomain.MX{
+		{Host: "mx1.example.org", Preference: 10, Security: maildomain.DANE},
+		{Host: "mx2.example.org", Preference: 20, Security: maildomain.WebPKI},
+	}}
+	r, err := maildomain.ParseRequirement("dane")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := p.Require(r); err != nil {
+		fmt.Println("refusing:", err)
+		return
+	}
+	for _, mx := range p.MX {
+		fmt.Println("use", mx.Host)
+	}
+	for _, x := range p.Excluded {
+		fmt.Println("excluded", x.Host+":", x.Reason)
+	}
+	// Output:
+	// use mx1.example.org
+	// excluded mx2.example.org: it has no DNSSEC-secure TLSA records
+}

@@ -1,7 +1,6 @@
 package maildomain
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,6 +18,7 @@ import (
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/internal/certs"
 	"github.com/starttls/starttls/internal/dnstest"
+	"github.com/starttls/starttls/internal/linetest"
 	"github.com/starttls/starttls/mtasts"
 	"github.com/starttls/starttls/resolver"
 	"github.com/starttls/starttls/smtp"
@@ -80,35 +80,9 @@ func (w *world) policy(t *testing.T, domain, mode, mx string) {
 type recorder struct {
 	srv  *smtp.Server
 	port int
+	rec  linetest.Recorder
 	mu   sync.Mutex
-	got  bytes.Buffer
 	mail int
-}
-
-type tee struct {
-	net.Conn
-	r *recorder
-}
-
-func (c tee) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.r.mu.Lock()
-	c.r.got.Write(p[:n])
-	c.r.mu.Unlock()
-	return n, err
-}
-
-type teeListener struct {
-	net.Listener
-	r *recorder
-}
-
-func (l teeListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return tee{c, l.r}, nil
 }
 
 func (r *recorder) Login(context.Context, string, string) error { return errors.New("no") }
@@ -119,11 +93,7 @@ func (r *recorder) Deliver(context.Context, string, []string, []byte) error {
 	return nil
 }
 
-func (r *recorder) sent() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.got.String()
-}
+func (r *recorder) sent() string { return r.rec.String() }
 
 // server starts an SMTP server with a certificate for names (nil: no
 // STARTTLS at all).
@@ -146,7 +116,7 @@ func (w *world) server(t *testing.T, names ...string) (*recorder, []byte) {
 		t.Fatal(err)
 	}
 	r.srv = &smtp.Server{ServerOptions: starttls.ServerOptions{TLSConfig: conf, Hostname: "mx.test"}, Backend: r}
-	go r.srv.Serve(teeListener{l, r})
+	go r.srv.Serve(r.rec.Listener(l))
 	t.Cleanup(func() { r.srv.Close() })
 	r.port = l.Addr().(*net.TCPAddr).Port
 	return r, spki

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/starttls/starttls"
@@ -47,7 +46,7 @@ func (l *Listener) checkDomain() error {
 	if l.Protocol != "smtp" {
 		return fmt.Errorf("%w: upstream_domain delivers mail to a domain's MX hosts: it needs protocol smtp, not %q", ErrUnsupported, l.Protocol)
 	}
-	if !validDomain(l.UpstreamDomain) {
+	if !maildomain.ValidDomain(l.UpstreamDomain) {
 		return fmt.Errorf("upstream_domain %q: not a mail domain such as example.org", l.UpstreamDomain)
 	}
 	switch l.DomainMode {
@@ -73,28 +72,6 @@ func (l *Listener) checkDomain() error {
 		return errors.New("smtp_port and mta_sts_port must be ports")
 	}
 	return nil
-}
-
-// validDomain: a DNS name of at least two labels, not an address.
-func validDomain(s string) bool {
-	s = strings.ToLower(strings.TrimSuffix(s, "."))
-	if len(s) > 253 || !strings.Contains(s, ".") {
-		return false
-	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return false
-	}
-	for _, l := range strings.Split(s, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(l) {
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // domainOptions returns the options every connection of a domain
@@ -165,7 +142,11 @@ func (s *Server) dialDomain(ctx context.Context, src net.Addr) (*maildomain.Sess
 	for _, f := range p.Failures {
 		s.logFailure(src, f)
 	}
-	if err := narrowPolicy(p, s.cfg.DomainMode); err != nil {
+	req, err := maildomain.ParseRequirement(string(s.cfg.DomainMode))
+	if err != nil {
+		return nil, "policy", fmt.Errorf("proxy: %s: %w", domain, err)
+	}
+	if err := p.Require(req); err != nil {
 		return nil, "policy", fmt.Errorf("proxy: %s: refusing (mode %s): %w", domain, s.cfg.DomainMode, err)
 	}
 	var errs []error
@@ -221,46 +202,4 @@ func (s *Server) logFailure(src net.Addr, f maildomain.Failure) {
 	s.log.Debug("proxy: TLS-RPT failure", "remote", src.String(), "domain", s.cfg.UpstreamDomain,
 		"policy", string(f.Policy), "result", string(f.ResultType), "enforced", f.Enforced,
 		"mx", f.ReceivingMXHostname, "ip", f.ReceivingIP, "info", f.AdditionalInformation)
-}
-
-// narrowPolicy keeps the MX hosts the mode allows; an error says why none
-// is left. It is what `starttls connect smtp://DOMAIN --mode M` applies.
-func narrowPolicy(p *maildomain.Policy, mode DomainMode) error {
-	switch mode {
-	case DomainMTASTS:
-		if p.MTASTS == nil {
-			return errors.New("the domain has no MTA-STS policy in mode enforce or testing")
-		}
-	case DomainDANE:
-		var keep []maildomain.MX
-		for _, mx := range p.MX {
-			if mx.Security == maildomain.DANE {
-				keep = append(keep, mx)
-				continue
-			}
-			why := "it has no DNSSEC-secure TLSA records"
-			if mx.Security == maildomain.DANEUnauthenticated {
-				why = "its TLSA records (" + mx.TLSAName + ") are secure but none is usable"
-			}
-			p.Excluded = append(p.Excluded, maildomain.Excluded{Host: mx.Host, Reason: why})
-		}
-		p.MX = keep
-		if len(keep) == 0 {
-			return errors.New("no MX host can be authenticated with DANE")
-		}
-	}
-	if len(p.MX) == 0 {
-		if p.NullMX {
-			return errors.New("the domain accepts no mail (null MX)")
-		}
-		var why []string
-		for _, x := range p.Excluded {
-			why = append(why, x.Host+": "+x.Reason)
-		}
-		if len(why) > 0 {
-			return errors.New("no usable MX host (" + strings.Join(why, "; ") + ")")
-		}
-		return errors.New("no usable MX host")
-	}
-	return nil
 }

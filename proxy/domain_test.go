@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -20,6 +19,7 @@ import (
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/internal/certs"
 	"github.com/starttls/starttls/internal/dnstest"
+	"github.com/starttls/starttls/internal/linetest"
 	"github.com/starttls/starttls/maildomain"
 	"github.com/starttls/starttls/resolver"
 	"github.com/starttls/starttls/smtp"
@@ -29,8 +29,8 @@ import (
 // and every message it takes.
 type mxServer struct {
 	port int
+	rec  linetest.Recorder
 	mu   sync.Mutex
-	got  bytes.Buffer
 	mail []string
 }
 
@@ -46,33 +46,7 @@ func (m *mxServer) Deliver(_ context.Context, from string, to []string, data []b
 func (m *mxServer) read() (string, []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.got.String(), append([]string(nil), m.mail...)
-}
-
-type mxTee struct {
-	net.Conn
-	m *mxServer
-}
-
-func (c mxTee) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.m.mu.Lock()
-	c.m.got.Write(p[:n])
-	c.m.mu.Unlock()
-	return n, err
-}
-
-type mxListener struct {
-	net.Listener
-	m *mxServer
-}
-
-func (l mxListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return mxTee{c, l.m}, nil
+	return m.rec.String(), append([]string(nil), m.mail...)
 }
 
 // startMX starts an SMTP server; with a certificate it offers STARTTLS,
@@ -86,7 +60,7 @@ func startMX(t *testing.T, cert *tls.Certificate) *mxServer {
 	}
 	l := listen(t)
 	srv := &smtp.Server{ServerOptions: starttls.ServerOptions{TLSConfig: conf, Hostname: "mx.test"}, Backend: m}
-	go srv.Serve(mxListener{l, m})
+	go srv.Serve(m.rec.Listener(l))
 	t.Cleanup(func() { srv.Close() })
 	m.port = l.Addr().(*net.TCPAddr).Port
 	return m

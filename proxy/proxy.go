@@ -45,6 +45,7 @@ import (
 
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/dial"
+	"github.com/starttls/starttls/internal/serve"
 	"github.com/starttls/starttls/internal/textline"
 	"github.com/starttls/starttls/maildomain"
 )
@@ -301,7 +302,10 @@ type Server struct {
 
 	domain *maildomain.Options // UpstreamDomain's, shared by its connections
 
-	loop tracker
+	// loop accepts and tracks the connections; a connection's handler
+	// ends once its relay runs (the relay's goroutines call done), so
+	// that the handshake goroutine's grown stack goes at once.
+	loop serve.Loop
 	mu   sync.Mutex
 	n    int // connections now
 }
@@ -316,7 +320,7 @@ func New(cfg Listener, log *slog.Logger, m *Metrics) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log.With("listener", cfg.name()), metrics: m}
-	s.loop.onPanic = func(conn net.Conn, v any, stack []byte) {
+	s.loop.OnPanic = func(conn net.Conn, v any, stack []byte) {
 		s.log.Error("proxy: panic serving a connection", "remote", conn.RemoteAddr().String(), "panic", v, "stack", string(stack))
 	}
 	s.labels = fmt.Sprintf(`listener=%q,protocol=%q`, cfg.name(), cfg.Protocol)
@@ -366,15 +370,20 @@ func (s *Server) ListenAndServe() error {
 // non-nil error.
 func (s *Server) Serve(l net.Listener) error {
 	s.log.Info("proxy: listening", "addr", l.Addr().String(), "protocol", s.cfg.Protocol, "side", s.side())
-	return s.loop.serve(l, s.handle)
+	return serveErr(s.loop.ServeDetached(l, s.handle))
 }
 
 // Close closes the listener and every connection at once.
-func (s *Server) Close() error { return s.loop.close() }
+func (s *Server) Close() error { return s.loop.Close() }
 
 // Shutdown stops accepting, then waits for the connections to end until
 // ctx is done, when it closes them.
-func (s *Server) Shutdown(ctx context.Context) error { return s.loop.shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.loop.Shutdown(ctx); err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	return nil
+}
 
 func (s *Server) side() string {
 	if s.cfg.clientSide() {
@@ -388,12 +397,12 @@ func (s *Server) side() string {
 
 // handle serves one accepted connection: everything up to the relay on
 // this goroutine, then the relay on two new ones.
-func (s *Server) handle(conn net.Conn) {
+func (s *Server) handle(conn net.Conn, done func()) {
 	start := time.Now()
 	s.metrics.connOpened(s.labels)
 	end := func() {
 		s.metrics.connClosed(s.labels, time.Since(start))
-		s.loop.done(conn)
+		done()
 	}
 	if !s.admit() {
 		s.metrics.refused(s.labels, "max_conns")

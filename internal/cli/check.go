@@ -13,6 +13,7 @@ import (
 	"github.com/starttls/starttls"
 	"github.com/starttls/starttls/check"
 	"github.com/starttls/starttls/lab"
+	"github.com/starttls/starttls/maildomain"
 )
 
 func runCheck(e *env, args []string) (worst int) {
@@ -60,7 +61,7 @@ func runCheck(e *env, args []string) (worst int) {
 	domains := map[int]string{}
 	for i, raw := range pos {
 		if isDomainArg(raw) {
-			if !check.ValidDomain(raw) {
+			if !maildomain.ValidDomain(raw) {
 				fmt.Fprintf(e.stderr, "starttls check: %q is not a URL (scheme://host[:port], e.g. smtp://mx.example.org) nor a mail domain (e.g. example.org)\n", raw)
 				return exitCantRun
 			}

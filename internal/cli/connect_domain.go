@@ -10,28 +10,14 @@ import (
 	"time"
 
 	"github.com/starttls/starttls"
-	"github.com/starttls/starttls/check"
 	"github.com/starttls/starttls/maildomain"
 )
 
-// The policy modes of `starttls connect smtp://DOMAIN`: the client dials
-// the domain's MX hosts through maildomain, which enforces the policy. They
-// are the CLI's, not starttls.Mode values: they name a destination's policy,
-// not an upgrade.
-const (
-	// policyAny applies whatever the domain publishes, as a sending MTA
-	// does: DANE, else MTA-STS (testing mode reported, not enforced), else
-	// opportunistic TLS.
-	policyAny = "policy"
-	// policyDANE requires every MX host used to be authenticated by
-	// DNSSEC-secure, usable TLSA records (RFC 7672).
-	policyDANE = "dane"
-	// policyMTASTS requires an MTA-STS policy (RFC 8461) and applies it;
-	// MX hosts with DANE keep DANE, which takes precedence (RFC 8461 §2).
-	policyMTASTS = "mta-sts"
-)
-
-var policyModes = []string{policyMTASTS, policyDANE, policyAny}
+// The policy modes of `starttls connect smtp://DOMAIN` are
+// maildomain.Requirement names: the client dials the domain's MX hosts
+// through maildomain, which enforces the policy. They are not
+// starttls.Mode values: they name a destination's policy, not an upgrade.
+var policyModes = []string{maildomain.RequireMTASTS.String(), maildomain.RequireDANE.String(), maildomain.RequirePolicy.String()}
 
 // domainPolicyMode returns the policy mode named by --mode or by the
 // URL's ?mode=, "" and false when neither names one.
@@ -74,7 +60,7 @@ func parseDomainURL(raw, mode string) (string, error) {
 		return "", fmt.Errorf("--mode %s and the URL's mode=%s disagree", mode, m)
 	}
 	domain := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if !check.ValidDomain(domain) || !strings.Contains(domain, ".") {
+	if !maildomain.ValidDomain(domain) {
 		return "", fmt.Errorf("--mode %s needs a mail domain such as smtp://example.org, not %q (connect to a server with --mode required)", mode, u.Hostname())
 	}
 	return domain, nil
@@ -90,6 +76,10 @@ func connectDomain(e *env, cf *clientFlags, df *domainFlags, mode, raw string, i
 		return exitCantRun
 	}
 	domain, err := parseDomainURL(raw, mode)
+	if err != nil {
+		return fail(err)
+	}
+	req, err := maildomain.ParseRequirement(mode)
 	if err != nil {
 		return fail(err)
 	}
@@ -130,7 +120,7 @@ func connectDomain(e *env, cf *clientFlags, df *domainFlags, mode, raw string, i
 		fmt.Fprintf(e.stderr, "starttls connect: %s: %v\n", domain, err)
 		return exitFail
 	}
-	if err := applyPolicyMode(p, mode); err != nil {
+	if err := p.Require(req); err != nil {
 		fmt.Fprintf(e.stderr, "starttls connect: %s: refusing (--mode %s): %v\n", domain, mode, err)
 		printPolicy(e, p)
 		printFailures(e, p.Failures)
@@ -158,41 +148,6 @@ func connectDomain(e *env, cf *clientFlags, df *domainFlags, mode, raw string, i
 		printFailures(e, sess.Failures)
 	}
 	return interact(e, ctx, conn, !rawInput, linger)
-}
-
-// applyPolicyMode narrows the policy to what the mode demands; an error
-// says why nothing is left.
-func applyPolicyMode(p *maildomain.Policy, mode string) error {
-	switch mode {
-	case policyMTASTS:
-		if p.MTASTS == nil {
-			return errors.New("the domain has no MTA-STS policy in mode enforce or testing (see the failures below, if any)")
-		}
-	case policyDANE:
-		var keep []maildomain.MX
-		for _, mx := range p.MX {
-			if mx.Security == maildomain.DANE {
-				keep = append(keep, mx)
-				continue
-			}
-			why := "it has no DNSSEC-secure TLSA records"
-			if mx.Security == maildomain.DANEUnauthenticated {
-				why = "its TLSA records (" + mx.TLSAName + ") are secure but none is usable, so TLS could not be authenticated (--mode policy uses it with unauthenticated TLS, RFC 7672 §2.2)"
-			}
-			p.Excluded = append(p.Excluded, maildomain.Excluded{Host: mx.Host, Reason: why})
-		}
-		p.MX = keep
-		if len(keep) == 0 {
-			return errors.New("no MX host can be authenticated with DANE")
-		}
-	}
-	if len(p.MX) == 0 {
-		if p.NullMX {
-			return errors.New("the domain accepts no mail (null MX)")
-		}
-		return errors.New("no usable MX host")
-	}
-	return nil
 }
 
 // printPolicy shows what the policy allows, on stderr.

@@ -33,8 +33,23 @@ type Loop struct {
 
 // Serve accepts connections on l and runs handle for each in its own
 // goroutine until l fails or the loop is closed. handle must not close
-// conn; the loop does.
+// conn; the loop does when handle returns.
 func (lp *Loop) Serve(l net.Listener, handle func(net.Conn)) error {
+	// done is not deferred: after a panic, OnPanic sees the connection
+	// before it is closed.
+	return lp.ServeDetached(l, func(conn net.Conn, done func()) {
+		handle(conn)
+		done()
+	})
+}
+
+// ServeDetached is Serve for a handler that may return before its
+// connection ends, for instance after handing it to goroutines of its
+// own: handle must call done (which closes conn) once the connection is
+// over, on any goroutine, now or later; further calls do nothing. Close
+// closes the connection and Shutdown waits for done. After a panic in
+// handle the loop calls done.
+func (lp *Loop) ServeDetached(l net.Listener, handle func(conn net.Conn, done func())) error {
 	lp.mu.Lock()
 	if lp.closed {
 		lp.mu.Unlock()
@@ -75,13 +90,16 @@ func (lp *Loop) Serve(l net.Listener, handle func(net.Conn)) error {
 			return ErrServerClosed
 		}
 		go func() {
-			defer lp.untrack(conn)
+			done := func() { lp.untrack(conn) }
 			defer func() {
-				if v := recover(); v != nil && lp.OnPanic != nil {
-					lp.OnPanic(conn, v, debug.Stack())
+				if v := recover(); v != nil {
+					if lp.OnPanic != nil {
+						lp.OnPanic(conn, v, debug.Stack())
+					}
+					done()
 				}
 			}()
-			handle(conn)
+			handle(conn, done)
 		}()
 	}
 }
@@ -129,12 +147,17 @@ func (lp *Loop) track(c net.Conn) bool {
 	return true
 }
 
+// untrack closes c and forgets it; a second call does nothing, so that
+// ServeDetached's done may be called again.
 func (lp *Loop) untrack(c net.Conn) {
 	c.Close()
 	lp.mu.Lock()
+	_, ok := lp.conns[c]
 	delete(lp.conns, c)
 	lp.mu.Unlock()
-	lp.wg.Done()
+	if ok {
+		lp.wg.Done()
+	}
 }
 
 // Close closes the listeners and every connection at once.
