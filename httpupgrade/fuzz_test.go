@@ -2,6 +2,7 @@ package httpupgrade
 
 import (
 	"bytes"
+	"github.com/starttls/starttls/internal/linetest"
 	"log/slog"
 	"net"
 	"strings"
@@ -91,10 +92,10 @@ func FuzzServerRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		srv := &Server{Backend: memBackend{}}
 		srv.AllowPlaintextLogin = true
-		var log panicLog
+		var log linetest.PanicLog
 		srv.Logger = slog.New(&log)
 		ss := srv.newSession(t.Context(), &bytesConn{r: bytes.NewReader(data)})
 		ss.run()
-		log.check(t)
+		log.Check(t)
 	})
 }

@@ -3,6 +3,7 @@ package ldap
 import (
 	"bytes"
 	"context"
+	"github.com/starttls/starttls/internal/linetest"
 	"io"
 	"log/slog"
 	"net"
@@ -27,7 +28,7 @@ func FuzzServerSession(f *testing.F) {
 	srv := newServer(f)
 	srv.ReadTimeout = 50 * time.Millisecond
 	srv.MaxErrors = 50
-	var log panicLog
+	var log linetest.PanicLog
 	srv.Logger = slog.New(&log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +59,7 @@ func FuzzServerSession(f *testing.F) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("session did not end")
 		}
-		log.check(t)
+		log.Check(t)
 		// A successful BindResponse can only follow a password bind over
 		// TLS, which this plaintext stream never reaches.
 		r := out.Bytes()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/starttls/starttls/internal/linetest"
 	"log/slog"
 	"net"
 	"slices"
@@ -161,12 +162,12 @@ func FuzzServerSession(f *testing.F) {
 	f.Add(slices.Concat(newMessage(0).int32(3<<16 | 1).cstring("user").cstring("a").cstring("_pq_.x").cstring("y").byte1(0).done()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, backend := range []Backend{plainBackend{}, scramBackend{}} {
-			var log panicLog
+			var log linetest.PanicLog
 			srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, ReadTimeout: time.Second, Logger: slog.New(&log)}, Backend: backend}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			srv.ServeConn(ctx, &memConn{r: bytes.NewReader(b)})
 			cancel()
-			log.check(t)
+			log.Check(t)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package telnet
 import (
 	"bytes"
 	"context"
+	"github.com/starttls/starttls/internal/linetest"
 	"log/slog"
 	"net"
 	"testing"
@@ -88,9 +89,9 @@ func FuzzClient(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		Upgrade(ctx, &bytesConn{r: bytes.NewReader(data)}, o)
-		var log panicLog
+		var log linetest.PanicLog
 		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, Logger: slog.New(&log)}, Backend: memBackend{}}
 		srv.newSession(ctx, &bytesConn{r: bytes.NewReader(data)}).run()
-		log.check(t)
+		log.Check(t)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/starttls/starttls/internal/linetest"
 	"io"
 	"log/slog"
 	"net"
@@ -131,11 +132,11 @@ func FuzzServer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		var log panicLog
+		var log linetest.PanicLog
 		srv := &Server{ServerOptions: starttls.ServerOptions{AllowPlaintextLogin: true, ReadTimeout: time.Second, Logger: slog.New(&log)}, Backend: &memBackend{}}
 		conn := &scriptConn{r: strings.NewReader(data)}
 		srv.ServeConn(context.Background(), conn)
-		log.check(t)
+		log.Check(t)
 	})
 }
 

@@ -1,4 +1,4 @@
-package ldap
+package linetest
 
 import (
 	"context"
@@ -8,19 +8,20 @@ import (
 	"testing"
 )
 
-// panicLog is a slog.Handler that keeps the Error records carrying a
+// PanicLog is a slog.Handler that keeps the Error records carrying a
 // "panic" attribute. The servers recover a panic, log it so and return it
-// as an ordinary error: the log is the fuzz tests' signal.
-type panicLog struct {
+// as an ordinary error: the log is the server fuzz tests' signal. Give it to
+// a server as slog.New(&log) and call Check after each input.
+type PanicLog struct {
 	mu     sync.Mutex
 	panics []string
 }
 
-func (h *panicLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *panicLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *panicLog) WithGroup(string) slog.Handler            { return h }
+func (h *PanicLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *PanicLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *PanicLog) WithGroup(string) slog.Handler            { return h }
 
-func (h *panicLog) Handle(_ context.Context, r slog.Record) error {
+func (h *PanicLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError {
 		return nil
 	}
@@ -43,8 +44,8 @@ func (h *panicLog) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// check fails t if a panic was logged since the last check.
-func (h *panicLog) check(t testing.TB) {
+// Check fails t if a panic was logged since the last check.
+func (h *PanicLog) Check(t testing.TB) {
 	t.Helper()
 	h.mu.Lock()
 	p := h.panics
